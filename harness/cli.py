@@ -1,0 +1,134 @@
+"""``harness <command> key=value ...``: Hydra-composed configs from ``conf/``, one entry point.
+
+Group choices (``scale=``, ``track=``, ``filter=``, ``eval=``) are checked before composing so
+that a typo gives one clear line with close matches. ``filter=<anything else>`` (a plugin name
+or ``file.py:func``) becomes ``filter=plugin filter.name=<it>``; ``filter.<param>=v`` may add
+keys a filter's YAML does not list.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from harness.commands import COMMANDS, Command
+from harness.errors import HarnessError
+
+GROUPS = ("scale", "track", "filter", "eval")
+ADDABLE_PREFIXES = ("filter.",)
+
+
+def conf_dir() -> Path:
+    """The ``conf/`` tree: $HARNESS_CONF, else the one beside the installed (editable) package."""
+    env = os.environ.get("HARNESS_CONF")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "conf"
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+
+
+def _close(word: str, options: Sequence[str]) -> str:
+    near = difflib.get_close_matches(word, options, n=3)
+    return f"; did you mean {', '.join(near)}?" if near else ""
+
+
+def rewrite_overrides(overrides: Sequence[str]) -> list[str]:
+    """Validate group choices and turn free-form filter specs into Hydra overrides."""
+    out: list[str] = []
+    for ov in overrides:
+        key, sep, value = ov.partition("=")
+        if not sep:
+            raise HarnessError(f"argument {ov!r} is not key=value")
+        if key in GROUPS:
+            options = group_options(key)
+            if value in options:
+                out.append(ov)
+            elif key == "filter":
+                out += ["filter=plugin", f"++filter.name={value}"]
+            else:
+                raise HarnessError(f"unknown {key} {value!r} (choose from: {', '.join(options)}){_close(value, options)}")
+        elif key.startswith(ADDABLE_PREFIXES):
+            out.append(f"++{ov}")
+        else:
+            out.append(ov)
+    return out
+
+
+def compose(config_name: str, overrides: Sequence[str]):
+    """Compose a command's config with Hydra's compose API (no working-dir change, no outputs/)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return hydra_compose(config_name=config_name, overrides=rewrite_overrides(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise HarnessError(str(exc).splitlines()[0]) from None
+
+
+def _usage() -> str:
+    width = max(len(" ".join(k)) for k in COMMANDS)
+    lines = ["usage: harness <command> [key=value ...] [--help] [--cfg job]", "", "commands:"]
+    lines += [f"  {' '.join(k):<{width}}  {c.help}" for k, c in COMMANDS.items()]
+    lines += ["", "Keys are Hydra overrides composed from conf/; `harness <command> --help` lists them."]
+    return "\n".join(lines)
+
+
+def _find(argv: list[str]) -> tuple[tuple[str, ...], Command, list[str]]:
+    words = [a for a in argv if "=" not in a and not a.startswith("-")]
+    for n in (2, 1):
+        key = tuple(words[:n])
+        if len(key) == n and key in COMMANDS:
+            rest = list(argv)
+            for w in key:
+                rest.remove(w)
+            return key, COMMANDS[key], rest
+    known = sorted({" ".join(k) for k in COMMANDS})
+    raise HarnessError(f"unknown command {' '.join(words[:2])!r}{_close(' '.join(words[:2]), known)} (see harness --help)")
+
+
+def _to_yaml(cfg) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(cfg)
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Parse, compose and dispatch; returns the exit status."""
+    argv = list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    key, cmd, rest = _find(argv)
+    want_help = any(a in ("-h", "--help") for a in rest)
+    show_cfg = "--cfg" in rest
+    overrides = [a for a in rest if a not in ("-h", "--help", "--cfg", "job")]
+    cfg = compose(cmd.config, overrides)
+    if want_help or show_cfg:
+        if want_help:
+            print(f"harness {' '.join(key)}: {cmd.help}\n\nkeys (??? = required):")
+        print(_to_yaml(cfg))
+        return 0
+    module, func = cmd.target.split(":")
+    status = getattr(importlib.import_module(module), func)(cfg)
+    return int(status or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: user errors print one ``error:`` line and exit 2."""
+    try:
+        code = run_command(sys.argv[1:] if argv is None else argv)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,43 @@
+"""The command table: CLI words → (Hydra config name, implementation, one-line help).
+
+Implementations are imported only when their command runs, so ``harness --help`` and the
+metadata-only commands never import torch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Command(NamedTuple):
+    config: str
+    target: str
+    help: str
+
+
+COMMANDS: dict[tuple[str, ...], Command] = {
+    ("pool", "make"): Command("cmd_pool_make", "harness.world.make:main",
+                              "make the synthetic tiny world (pool + eval suite) deterministically"),
+    ("pool", "download"): Command("cmd_pool_download", "harness.download:main",
+                                  "download a pool's images with img2dataset into the CommonPool layout"),
+    ("pool", "featurize"): Command("cmd_pool_featurize", "harness.featurize:main",
+                                   "compute image/text features and similarity scores with an open_clip model"),
+    ("filter",): Command("cmd_filter", "harness.filters.cli:main",
+                         "apply a filter to a pool and write a DataComp subset .npy"),
+    ("reshard",): Command("cmd_reshard", "harness.reshard:main",
+                          "materialize a subset as WebDataset shards"),
+    ("train",): Command("cmd_train", "harness.train:main",
+                        "train CLIP with open_clip_train on the scale's fixed recipe"),
+    ("eval",): Command("cmd_eval", "evals.run:main", "zero-shot evaluation of a checkpoint"),
+    ("eval", "list"): Command("cmd_eval_list", "evals.run:list_main", "list the evaluation tasks"),
+    ("eval", "download"): Command("cmd_eval_download", "evals.download:main",
+                                  "download and verify eval data from the Hugging Face Hub"),
+    ("leaderboard", "show"): Command("cmd_leaderboard_show", "leaderboard.cli:show", "print a leaderboard"),
+    ("leaderboard", "compare"): Command("cmd_leaderboard_compare", "leaderboard.cli:compare",
+                                        "compare two entries task by task with confidence intervals"),
+    ("leaderboard", "render"): Command("cmd_leaderboard_render", "leaderboard.cli:render",
+                                       "render a leaderboard as a static HTML/Markdown page"),
+    ("leaderboard", "add"): Command("cmd_leaderboard_add", "leaderboard.cli:add",
+                                    "add an evaluated run to a leaderboard"),
+    ("run",): Command("cmd_run", "harness.run:main", "run pool → filter → reshard → train → eval → leaderboard"),
+}
