@@ -1,0 +1,1 @@
+"""Tracks (filtering, byod), scales and their fixed training recipes, and the harness's model configs."""
