@@ -1,0 +1,298 @@
+"""``harness train``: a scale's fixed recipe → open_clip_train's argument list → a trained checkpoint.
+
+The training loop is open_clip's (``open_clip_train.main``), run in a child process (torchrun
+for ``nproc>1``) through :mod:`harness.openclip_entry`. A subprocess, not an in-process call,
+so that a SIGKILL, a resume and torchrun all behave the same way. This module only decides the
+arguments, refuses what would hang or silently change the recipe, and records the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from tracks.recipes import Recipe, get_recipe, recipe_hash
+
+TRAIN_JSON = "train.json"
+STARTED_JSON = "train_started.json"
+LOGGERS = {"none": [], "wandb": ["--report-to", "wandb"], "tensorboard": ["--report-to", "tensorboard"]}
+# What a user may set without leaving the recipe (DataComp's train.py exposes the same knobs).
+RUN_OPTIONS = {"workers": None, "precision": None, "device": None, "num_checkpoints": None, "accum_freq": 1,
+               "threads": None, "logger": "none", "wandb_project": "datacomp-harness",
+               "log_every_n_steps": 100, "nnodes": 1, "allow_off_recipe": False, "dry_run": False,
+               "launcher": "local", "slurm": None}
+RECIPE_KEYS = ("model", "batch_size", "lr", "warmup", "train_num_samples", "beta2", "eps")
+
+
+def resolve(scale: str, opts: dict[str, Any]) -> tuple[Recipe, dict[str, Any], bool]:
+    """Recipe (with any off-recipe overrides applied), run options, off_recipe flag."""
+    recipe = get_recipe(scale)
+    unknown = sorted(set(opts) - set(RUN_OPTIONS) - set(RECIPE_KEYS))
+    if unknown:
+        raise HarnessError(f"unknown train option(s) {', '.join(unknown)} "
+                           f"(run options: {', '.join(RUN_OPTIONS)}; recipe fields: {', '.join(RECIPE_KEYS)})")
+    run = {k: (opts[k] if opts.get(k) is not None else d) for k, d in RUN_OPTIONS.items()}
+    changed = {k: opts[k] for k in RECIPE_KEYS if opts.get(k) is not None and opts[k] != getattr(recipe, k)}
+    if changed and not run["allow_off_recipe"]:
+        k = next(iter(changed))
+        raise HarnessError(f"{k} is fixed by the {scale} recipe ({k}={getattr(recipe, k)!r}, asked {changed[k]!r}); "
+                           "pass allow_off_recipe=true to train off-recipe (the result cannot enter the leaderboard)")
+    if changed:
+        recipe = dataclasses.replace(recipe, **changed)
+    for key in ("workers", "device", "num_checkpoints", "threads"):
+        if run[key] is None:
+            run[key] = getattr(recipe, key)
+    run["precision"] = run["precision"] or recipe.precisions[0]
+    if run["precision"] not in recipe.precisions:
+        raise HarnessError(f"precision {run['precision']!r} is not allowed at scale {scale} "
+                           f"(choose from: {', '.join(recipe.precisions)})")
+    if run["logger"] not in LOGGERS:
+        raise HarnessError(f"unknown logger {run['logger']!r} (choose from: {', '.join(LOGGERS)})")
+    return recipe, run, bool(changed)
+
+
+def read_data(data: str | Path) -> dict[str, Any]:
+    """The shards directory's manifest, checked: every listed shard exists."""
+    data = Path(data)
+    man_path = data / "manifest.json"
+    if not data.is_dir():
+        raise HarnessError(f"training data {data} is not a directory")
+    if not man_path.is_file():
+        raise HarnessError(f"{data} has no manifest.json: not a shards directory (make one with `harness reshard`)")
+    try:
+        man = json.loads(man_path.read_text())
+        shards, n_samples = man["shards"], int(man["n_samples"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise HarnessError(f"{man_path}: not a shards manifest ({type(exc).__name__}: {exc})") from None
+    names = [s["name"] for s in shards]
+    if not names:
+        raise HarnessError(f"{data} holds no shards (manifest.json lists none)")
+    missing = [n for n in names if not (data / n).is_file()]
+    if missing:
+        raise HarnessError(f"{data}: shard {missing[0]} listed in manifest.json is missing ({len(missing)} missing)")
+    return {"dir": data.resolve(), "names": names, "n_samples": n_samples, "manifest": man}
+
+
+def shard_pattern(data_dir: Path, names: list[str]) -> str:
+    """open_clip's ``--train-data``: one brace range when shards are 0..N-1, else a ``::`` list."""
+    m = [re.fullmatch(r"(\d+)\.tar", n) for n in names]
+    if all(m):
+        nums = sorted(int(x.group(1)) for x in m)
+        width = len(m[0].group(1))
+        if nums == list(range(len(nums))) and all(len(x.group(1)) == width for x in m):
+            return str(data_dir / f"{{{0:0{width}d}..{nums[-1]:0{width}d}}}.tar") if len(nums) > 1 \
+                else str(data_dir / names[0])
+    return "::".join(str(data_dir / n) for n in sorted(names))
+
+
+def check_layout(recipe: Recipe, run: dict, world: int, n_shards: int, n_samples: int) -> tuple[int, list[str]]:
+    """Per-process batch, and what would not divide or would hang (open_clip's classic traps)."""
+    problems = []
+    per = recipe.batch_size // (world * run["accum_freq"])
+    if per * world * run["accum_freq"] != recipe.batch_size:
+        problems.append(f"global batch {recipe.batch_size} does not divide over {world} process(es) × accum_freq "
+                        f"{run['accum_freq']}; choose nproc/nnodes/accum_freq that divide it")
+    readers = max(1, run["workers"]) * world
+    if n_shards < readers:
+        problems.append(f"{n_shards} shard(s) for {run['workers']} worker(s) × {world} process(es) = {readers} "
+                        "readers: open_clip would hang; lower workers= or reshard into more shards")
+    if n_samples < recipe.batch_size:
+        problems.append(f"the data holds {n_samples} samples, fewer than one global batch ({recipe.batch_size})")
+    return per, problems
+
+
+def samples_seen(recipe: Recipe, run: dict) -> int:
+    """What open_clip will really train on: it rounds each epoch up to whole batches per worker."""
+    per_epoch = recipe.train_num_samples // run["num_checkpoints"]
+    micro = recipe.batch_size // run["accum_freq"]  # open_clip counts batches of world × per-process batch
+    worker_batches = math.ceil(math.ceil(per_epoch / micro) / max(1, run["workers"]))
+    return worker_batches * max(1, run["workers"]) * micro * run["num_checkpoints"]
+
+
+def build_args(recipe: Recipe, run: dict, train_data: str, out_dir: Path, seed: int, per_batch: int) -> list[str]:
+    """The exact open_clip_train argument list (DataComp's train.py order and flags)."""
+    args = ["--save-frequency", "0", "--train-data", train_data,
+            "--train-num-samples", str(recipe.train_num_samples // run["num_checkpoints"]),
+            "--warmup", str(recipe.warmup), "--precision", run["precision"], "--workers", str(run["workers"]),
+            "--model", recipe.model, "--batch-size", str(per_batch), "--epochs", str(run["num_checkpoints"]),
+            "--lr", str(recipe.lr), "--logs", str(out_dir), "--name", f"{recipe.name}_scale", "--seed", str(seed),
+            "--accum-freq", str(run["accum_freq"]), "--log-every-n-steps", str(run["log_every_n_steps"]),
+            "--device", run["device"], *recipe.flags]
+    if recipe.beta2 is not None:
+        args += ["--beta2", str(recipe.beta2)]
+    if recipe.eps is not None:
+        args += ["--eps", str(recipe.eps)]
+    if run["device"] == "cpu":
+        args += ["--dist-backend", "gloo"]
+    args += LOGGERS[run["logger"]]
+    if run["logger"] == "wandb":
+        args += ["--wandb-project-name", run["wandb_project"]]
+    return args
+
+
+def run_identity(recipe: Recipe, data: dict, seed: int, world: int, off_recipe: bool) -> dict[str, Any]:
+    from harness.manifest import input_identity
+
+    return {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe), "model": recipe.model,
+            "data_manifest_hash": input_identity(data["dir"]), "seed": seed, "world_size": world,
+            "off_recipe": off_recipe}
+
+
+def check_run_dir(out_dir: Path, ident: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished train.json to reuse, None to (re)start; a different run in ``out_dir`` is refused."""
+    for name in (TRAIN_JSON, STARTED_JSON):
+        path = out_dir / name
+        if not path.is_file():
+            continue
+        prev = json.loads(path.read_text())
+        if prev.get("recipe_hash") != ident["recipe_hash"]:
+            raise HarnessError(f"{out_dir} holds a run of recipe {prev.get('recipe')} (hash {prev.get('recipe_hash')}), "
+                               f"not {ident['recipe']} (hash {ident['recipe_hash']}); use another out_dir")
+        for key in ("data_manifest_hash", "seed", "world_size"):
+            if prev.get(key) != ident[key]:
+                raise HarnessError(f"{out_dir} holds a run with another {key} ({prev.get(key)} ≠ {ident[key]}); "
+                                   "use another out_dir")
+        if name == TRAIN_JSON:
+            return prev
+    return None
+
+
+def _child_env(run: dict, out_dir: Path, nproc: int) -> dict[str, str]:
+    from harness.openclip_entry import PARENT_ENV, THREADS_ENV
+
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault("WANDB_DIR", str(out_dir))
+    env[PARENT_ENV] = str(os.getpid())
+    if run["threads"]:
+        per = str(max(1, run["threads"] // nproc))
+        env.update({THREADS_ENV: per, "OMP_NUM_THREADS": per, "MKL_NUM_THREADS": per})
+    return env
+
+
+def launch_command(args: list[str], nproc: int) -> list[str]:
+    """The child command: the entry module, under torchrun when several processes share a node."""
+    if nproc == 1:
+        return [sys.executable, "-m", "harness.openclip_entry", *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "harness.openclip_entry", *args]
+
+
+def _log_tail(out_dir: Path, name: str, n: int = 15) -> str:
+    log = out_dir / name / "out.log"
+    return "\n".join(log.read_text().splitlines()[-n:]) if log.is_file() else ""
+
+
+def _start_epoch(ckpt_dir: Path) -> int:
+    """The epoch a resume starts from (0 for a fresh run), read from open_clip's latest checkpoint."""
+    latest = ckpt_dir / "epoch_latest.pt"
+    if not latest.is_file():
+        return 0
+    import torch
+
+    return int(torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+
+
+def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, nproc: int = 1, **opts: Any) -> dict:
+    """Train ``scale``'s recipe on the shards in ``data``; writes and returns ``out_dir/train.json``.
+
+    ``opts``: run options (:data:`RUN_OPTIONS`) and, only with ``allow_off_recipe=True``, recipe
+    fields. ``dry_run=True`` returns the plan (recipe, hash, argument list) without training.
+    """
+    recipe, run, off_recipe = resolve(scale, opts)
+    if nproc < 1 or run["nnodes"] < 1:
+        raise HarnessError(f"nproc ({nproc}) and nnodes ({run['nnodes']}) must be >= 1")
+    d = read_data(data)
+    world = nproc * run["nnodes"]
+    per_batch, problems = check_layout(recipe, run, world, len(d["names"]), d["n_samples"])
+    out_dir = Path(out_dir).resolve()
+    args = build_args(recipe, run, shard_pattern(d["dir"], d["names"]), out_dir, seed, per_batch)
+    plan = {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe), "off_recipe": off_recipe,
+            "world_size": world, "per_process_batch": per_batch, "samples_seen": samples_seen(recipe, run),
+            "problems": problems, "args": args}
+    if run["dry_run"]:
+        return plan
+    if problems:
+        raise HarnessError(problems[0])
+    if run["launcher"] == "slurm":
+        from harness.slurm import submit
+
+        return submit(plan, run, out_dir, nproc)
+    if run["launcher"] != "local":
+        raise HarnessError(f"unknown launcher {run['launcher']!r} (choose from: local, slurm)")
+    if run["logger"] == "tensorboard":
+        _require("torch.utils.tensorboard", "tensorboard", "logger=tensorboard")
+    ident = run_identity(recipe, d, seed, world, off_recipe)
+    done = check_run_dir(out_dir, ident)
+    if done is not None:
+        return done
+    return _run(recipe, run, args, out_dir, ident, plan, nproc)
+
+
+def _require(module: str, package: str, why: str) -> None:
+    import importlib.util
+
+    try:
+        ok = importlib.util.find_spec(module) is not None and importlib.util.find_spec(package) is not None
+    except ModuleNotFoundError:
+        ok = False
+    if not ok:
+        raise HarnessError(f"{why} needs the {package} package: pip install {package}")
+
+
+def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int) -> dict:
+    from harness.manifest import versions
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{recipe.name}_scale"
+    ckpt_dir = out_dir / name / "checkpoints"
+    (out_dir / STARTED_JSON).write_text(json.dumps({**ident, "args": args}, indent=2))
+    start_epoch = _start_epoch(ckpt_dir)
+    t0 = time.time()
+    proc = subprocess.run(launch_command(args, nproc), env=_child_env(run, out_dir, nproc),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wall = time.time() - t0
+    final = ckpt_dir / f"epoch_{run['num_checkpoints']}.pt"
+    if proc.returncode != 0 or not final.is_file():
+        tail = _log_tail(out_dir, name) or "\n".join(proc.stdout.splitlines()[-15:])
+        raise HarnessError(f"open_clip_train failed (exit {proc.returncode}) in {out_dir}; rerun the same command "
+                           f"to resume. Last log lines:\n{tail}")
+    total = plan["samples_seen"]
+    trained_now = total * (run["num_checkpoints"] - start_epoch) // run["num_checkpoints"]
+    doc = {**ident, "scale": recipe.name, "checkpoint": str(final), "samples_seen": total,
+           "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
+           "resumed_from_epoch": start_epoch, "per_process_batch": plan["per_process_batch"],
+           "precision": run["precision"], "device": run["device"], "args": args, "versions": versions()}
+    tmp = out_dir / f".{TRAIN_JSON}.tmp"
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(out_dir / TRAIN_JSON)
+    return doc
+
+
+def main(cfg) -> int:
+    """CLI: ``harness train scale=S data=D out_dir=R [seed=0] [nproc=N] [dry_run=true] ...``."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    opts = {k: c[k] for k in RUN_OPTIONS if k in c}
+    opts.update({k: v for k, v in (c.get("recipe") or {}).items() if v is not None})
+    result = train(c["scale"]["name"], c["data"], c["out_dir"], seed=int(c["seed"]), nproc=int(c["nproc"]), **opts)
+    if opts.get("dry_run"):
+        print(f"recipe {result['recipe']} hash {result['recipe_hash']}"
+              f"{' (OFF-RECIPE)' if result['off_recipe'] else ''}; world size {result['world_size']}, "
+              f"per-process batch {result['per_process_batch']}, samples seen {result['samples_seen']}")
+        for problem in result["problems"]:
+            print(f"warning: {problem}")
+        print(" ".join(["open_clip_train.main", *result["args"]]))
+    else:
+        print(json.dumps(result, indent=2))
+    return 0
