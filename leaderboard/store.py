@@ -1,0 +1,321 @@
+"""Leaderboard files: read and validate, build an entry from a run directory, add it safely.
+
+A leaderboard is ``<leaderboard_dir>/<track>_<scale>.json``, validated by ``schema.json``.
+Writers take a file lock, re-read the file under it, check the entry against the scale's recipe
+and eval suite, and replace the file atomically (temp file + rename), so concurrent ``add``s all
+land and a crash never leaves half a file. Nothing already in the file is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import HarnessError
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
+LOCK_TIMEOUT_S = 120
+
+
+def leaderboard_path(leaderboard_dir: str | Path, track: str, scale: str) -> Path:
+    return Path(leaderboard_dir) / f"{track}_{scale}.json"
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def _schema_error(doc: dict, path: Path) -> str | None:
+    """First schema violation, phrased as 'entry <id> field <f>: <why>' for entries."""
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return None
+    err = errors[0]
+    where = list(err.absolute_path)
+    if len(where) >= 2 and where[0] == "entries":
+        entry = doc["entries"][where[1]]
+        name = entry.get("id", "?") if isinstance(entry, dict) else "?"
+        field = ".".join(map(str, where[2:])) or "(the entry itself)"
+        return f"{path}: entry {name!r} (entries[{where[1]}]) field {field!r}: {err.message}"
+    field = ".".join(map(str, where)) or "(top level)"
+    return f"{path}: field {field!r}: {err.message}"
+
+
+def read_document(path: str | Path) -> dict | None:
+    """The validated document at ``path``, or None if there is no file yet.
+
+    Corrupt JSON and schema violations are refused with the line/column or the entry and field,
+    so a hand edit gone wrong is found, not overwritten.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}:{exc.lineno}:{exc.colno}: corrupt leaderboard JSON ({exc.msg}); "
+                           "fix that line or restore the file (git checkout) — nothing was written") from None
+    problem = _schema_error(doc, path)
+    if problem:
+        raise HarnessError(f"{problem} — fix the file by hand or restore it; nothing was written")
+    return doc
+
+
+def load_leaderboard(leaderboard_dir: str | Path, track: str, scale: str) -> dict:
+    path = leaderboard_path(leaderboard_dir, track, scale)
+    doc = read_document(path)
+    if doc is None:
+        raise HarnessError(f"no leaderboard at {path}: add a run with `harness leaderboard add run_dir=...`")
+    return doc
+
+
+def scale_facts(scale: str) -> dict[str, Any]:
+    """The scale's recipe hash and its eval suite's tasks (key → main metric)."""
+    from evals.registry import load_suite
+    from tracks.recipes import get_recipe, recipe_hash
+
+    recipe = get_recipe(scale)
+    tasks = {t.key: t.main_metric for t in load_suite(recipe.eval_suite) if t.main_metric}
+    return {"recipe_hash": recipe_hash(recipe), "suite": recipe.eval_suite, "tasks": tasks}
+
+
+def new_document(track: str, scale: str) -> dict:
+    facts = scale_facts(scale)
+    return {"schema_version": SCHEMA_VERSION, "track": track, "scale": scale,
+            "recipe_hash": facts["recipe_hash"], "suite": facts["suite"], "entries": []}
+
+
+def _refuse_recipe(doc: dict, entry: dict, facts: dict) -> str | None:
+    scale = doc["scale"]
+    if doc["recipe_hash"] != facts["recipe_hash"]:
+        return (f"this leaderboard was made for recipe hash {doc['recipe_hash'][:12]} but the {scale} recipe is now "
+                f"{facts['recipe_hash'][:12]}; move the file aside to start a new leaderboard")
+    if entry["off_recipe"]:
+        return f"the run was trained off-recipe (train.json off_recipe=true); only the fixed {scale} recipe is ranked"
+    if entry["recipe_hash"] != facts["recipe_hash"]:
+        return (f"recipe hash {entry['recipe_hash'][:12]} is not the {scale} scale's ({facts['recipe_hash'][:12]}); "
+                f"train with scale={scale} and no recipe overrides")
+    return None
+
+
+def _refuse_tasks(doc: dict, entry: dict, facts: dict) -> str | None:
+    want, have = facts["tasks"], entry["tasks"]
+    missing = [k for k in want if k not in have]
+    if missing:
+        return f"task set incomplete: missing {', '.join(missing)} (suite {facts['suite']!r} has {len(want)} tasks)"
+    extra = [k for k in have if k not in want]
+    if extra:
+        return f"tasks not in suite {facts['suite']!r}: {', '.join(extra)}"
+    wrong = [f"{k} ({have[k]['metric']} ≠ {m})" for k, m in want.items() if have[k]["metric"] != m]
+    if wrong:
+        return f"main metric differs from the suite's: {', '.join(wrong)}"
+    if entry["aggregates"].get("Average") is None:
+        return "the Average aggregate is missing (null) although every task is present; re-run the eval stage"
+    return None
+
+
+def _refuse_eligibility(doc: dict, entry: dict, facts: dict) -> str | None:
+    name = (entry["filter"] or {}).get("name", "?")
+    if not entry["eligible"] and not entry["reference"]:
+        return (f"filter {name!r} is not eligible for ranking (it reads the hidden ground truth); "
+                "it may enter only as an unranked reference entry (reference=true)")
+    if entry["ranked"] != (entry["eligible"] and not entry["reference"]):
+        return f"ranked={entry['ranked']} contradicts eligible={entry['eligible']}, reference={entry['reference']}"
+    return None
+
+
+def _refuse_track(doc: dict, entry: dict, facts: dict) -> str | None:
+    if (entry["track"], entry["scale"]) != (doc["track"], doc["scale"]):
+        return f"entry is for {entry['track']}/{entry['scale']}, this leaderboard is {doc['track']}/{doc['scale']}"
+    if doc["track"] == "filtering" and (entry["filter"] is None or entry["subset"] is None):
+        return "the filtering track needs the run's filter spec and subset (filter/subset.json)"
+    return None
+
+
+def _refuse_duplicate(doc: dict, entry: dict, facts: dict) -> str | None:
+    for old in doc["entries"]:
+        if old["id"] == entry["id"]:
+            return (f"entry {entry['id']!r} already exists (added {old['timestamp']}); nothing is overwritten — "
+                    "use another method_name or seed")
+        if entry["checkpoint_sha256"] and old["checkpoint_sha256"] == entry["checkpoint_sha256"]:
+            return f"duplicate entry: the same checkpoint is already entry {old['id']!r}"
+    return None
+
+
+REFUSALS: tuple[Callable[[dict, dict, dict], str | None], ...] = (
+    _refuse_track, _refuse_recipe, _refuse_tasks, _refuse_eligibility, _refuse_duplicate)
+
+
+def check_entry(doc: dict, entry: dict, facts: dict) -> None:
+    """Raise HarnessError with the first reason ``entry`` may not enter ``doc``."""
+    problem = _schema_error({**doc, "entries": [entry]}, Path(f"{doc['track']}_{doc['scale']}.json"))
+    if problem:
+        raise HarnessError(f"refused: {problem.split(': ', 1)[1]}")
+    for refuse in REFUSALS:
+        reason = refuse(doc, entry, facts)
+        if reason:
+            raise HarnessError(f"refused entry {entry['id']!r}: {reason}")
+
+
+def write_atomic(path: Path, doc: dict) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_entry(leaderboard_dir: str | Path, entry: dict) -> str:
+    """Validate ``entry`` against its scale and the current file, append it, return its id."""
+    from filelock import FileLock, Timeout
+
+    path = leaderboard_path(leaderboard_dir, entry.get("track", "?"), entry.get("scale", "?"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    facts = scale_facts(entry["scale"])
+    try:
+        with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S):
+            doc = read_document(path) or new_document(entry["track"], entry["scale"])
+            check_entry(doc, entry, facts)
+            doc["entries"].append(entry)
+            write_atomic(path, doc)
+    except Timeout:
+        raise HarnessError(f"{path}.lock held for over {LOCK_TIMEOUT_S}s by another writer; retry") from None
+    return entry["id"]
+
+
+def ranks(doc: dict) -> dict[str, int]:
+    """Competition rank ('1224') of each ranked entry by Average; references get no rank."""
+    ranked = sorted((e for e in doc["entries"] if e["ranked"]), key=lambda e: -e["aggregates"]["Average"])
+    out: dict[str, int] = {}
+    for i, e in enumerate(ranked):
+        prev = ranked[i - 1] if i else None
+        same = prev is not None and prev["aggregates"]["Average"] == e["aggregates"]["Average"]
+        out[e["id"]] = out[prev["id"]] if same else i + 1
+    return out
+
+
+def rank_of(leaderboard_dir: str | Path, entry: dict) -> int | None:
+    """Rank of ``entry`` (as added) on its leaderboard, or None for an unranked (reference) entry."""
+    return ranks(load_leaderboard(leaderboard_dir, entry["track"], entry["scale"])).get(entry["id"])
+
+
+def entry_id(method_name: str, seed: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "-", method_name).strip("-") or "run"
+    return f"{slug}-seed{seed}"
+
+
+def _read_json(path: Path, stage: str) -> dict:
+    if not path.is_file():
+        raise HarnessError(f"{path} not found: the run's {stage} stage has not finished")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}:{exc.lineno}:{exc.colno}: corrupt JSON ({exc.msg})") from None
+
+
+def _read_task_metrics(path: Path, suite_tasks: dict[str, str]) -> dict[str, dict]:
+    """Main metric per task from eval_results.jsonl (DataComp's shape: key, dataset, metrics)."""
+    if not path.is_file():
+        raise HarnessError(f"{path} not found: the run's eval stage has not finished")
+    out: dict[str, dict] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key, metrics = row["key"], row["metrics"]
+            value = metrics.get("main_metric", metrics.get(suite_tasks.get(key, ""), None))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise HarnessError(f"{path}:{lineno}: not an eval result line ({exc})") from None
+        if value is None:
+            raise HarnessError(f"{path}:{lineno}: task {key!r} has no main_metric")
+        out[key] = {"metric": suite_tasks.get(key, metrics.get("main_metric_name", "main_metric")),
+                    "value": float(value)}
+    return out
+
+
+def _filter_part(run: Path, track: str) -> tuple[dict | None, dict | None, bool]:
+    """(filter spec, subset, eligible) from filter/subset.json, cross-checked with the shards."""
+    subset_json = run / "filter" / "subset.json"
+    shards = _read_json(run / "reshard" / "manifest.json", "reshard")
+    if not subset_json.is_file() and track != "filtering":
+        return None, {"sha256": shards.get("subset_sha256"), "size": int(shards["n_samples"]), "n_pool": None}, True
+    rep = _read_json(subset_json, "filter")
+    if shards.get("subset_sha256") not in (None, rep["subset_sha256"]):
+        raise HarnessError(f"{run / 'reshard'} was made from subset {str(shards['subset_sha256'])[:12]}, "
+                           f"not this run's filter output {rep['subset_sha256'][:12]}: rerun the reshard stage")
+    spec = rep["filter"]
+    filt = {"name": spec["name"], "params": dict(spec.get("params") or {}), "source_hash": spec.get("source_hash")}
+    subset = {"sha256": rep["subset_sha256"], "size": int(rep["n_kept"]), "n_pool": rep.get("n_pool")}
+    return filt, subset, bool(rep.get("eligible", True))
+
+
+def _require(doc: dict, keys: tuple[str, ...], path: Path) -> None:
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise HarnessError(f"{path}: missing key(s) {', '.join(missing)}")
+
+
+def _seed_of(run: Path, train: dict) -> int:
+    """The training seed: train.json's ``seed``, else run.json's config ``seed``."""
+    if train.get("seed") is not None:
+        return int(train["seed"])
+    run_json = run / "run.json"
+    config = _read_json(run_json, "run").get("config", {}) if run_json.is_file() else {}
+    if config.get("seed") is None:
+        raise HarnessError(f"{run}: no seed in train/train.json or run.json; pass seed=")
+    return int(config["seed"])
+
+
+def entry_from_run(run_dir: str | Path, method_name: str, track: str, scale: str, reference: bool = False,
+                   seed: int | None = None) -> dict:
+    """Build a leaderboard entry from a finished run directory (layout in docs/contracts.md).
+
+    The entry is not checked against the leaderboard here; ``add_entry`` does that.
+    """
+    from harness.manifest import versions
+
+    run = Path(run_dir).resolve()
+    facts = scale_facts(scale)
+    filt, subset, eligible = _filter_part(run, track)
+    train = _read_json(run / "train" / "train.json", "train")
+    scores = _read_json(run / "eval" / "scores.json", "eval")
+    tasks = _read_task_metrics(run / "eval" / "eval_results.jsonl", facts["tasks"])
+    _require(train, ("recipe_hash",), run / "train" / "train.json")
+    _require(scores, ("aggregates",), run / "eval" / "scores.json")
+    recipe = train.get("recipe")
+    seed = _seed_of(run, train) if seed is None else int(seed)
+    per_example = run / "eval" / "per_example"
+    return {
+        "id": entry_id(method_name, seed), "track": track, "scale": scale, "method_name": method_name,
+        "filter": filt, "eligible": eligible, "ranked": eligible and not reference, "reference": bool(reference),
+        "subset": subset,
+        "recipe": recipe.get("name", scale) if isinstance(recipe, dict) else str(recipe or scale),
+        "recipe_hash": train["recipe_hash"], "off_recipe": bool(train.get("off_recipe", False)), "seed": seed,
+        "checkpoint_sha256": scores.get("checkpoint_sha256"),
+        "data_manifest_hash": train.get("data_manifest_hash"), "samples_seen": train.get("samples_seen"),
+        "tasks": tasks,
+        "aggregates": {k: (None if v is None else float(v)) for k, v in scores["aggregates"].items()},
+        "versions": {k: str(v) for k, v in {**versions(), **(train.get("versions") or {})}.items()},
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "per_example_dir": str(per_example) if per_example.is_dir() else None,
+        "run_dir": str(run),
+    }
