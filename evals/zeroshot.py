@@ -1,0 +1,124 @@
+"""Zero-shot heads and batched encoding with open_clip models.
+
+A class's weight is the normalised mean of its normalised template embeddings (CLIP's prompt
+ensembling); logits are ``100 * normalised image features @ head``. Heads are cached per
+(model, classnames, templates) for the life of the process, so the ImageNet variants that share
+ImageNet's classes and templates encode the text once. Images are decoded by DataLoader workers,
+each taking every n-th sample of the shards, so one shard still decodes in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from evals.data import decode_sample
+
+_HEADS: dict[tuple, torch.Tensor] = {}
+TEXT_BATCH = 256
+
+
+class TaskStream(torch.utils.data.IterableDataset):
+    """Decoded samples of a task's shards, split across DataLoader workers sample by sample."""
+
+    def __init__(self, urls, transform, retrieval: bool, group: dict | None, want_npy: bool):
+        super().__init__()
+        self.urls, self.transform, self.retrieval, self.group, self.want_npy = urls, transform, retrieval, group, want_npy
+
+    def __iter__(self) -> Iterator[dict]:
+        from webdataset.tariterators import tarfile_samples
+
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        counter = 0
+        for shard, url in enumerate(self.urls):
+            for pos, sample in enumerate(tarfile_samples([{"url": url}])):
+                counter += 1
+                if (counter - 1) % nw != wid:
+                    continue
+                out = decode_sample(sample, self.transform, self.retrieval, self.group, self.want_npy)
+                out["order"] = (shard, pos)
+                yield out
+
+
+def _collate(samples: list[dict]) -> list[dict]:
+    return samples
+
+
+def iter_batches(urls, transform, batch_size: int, workers: int, retrieval=False, group=None, want_npy=False):
+    """Lists of decoded samples; order within and across batches is restored by the caller."""
+    stream = TaskStream(urls, transform, retrieval, group, want_npy)
+    return torch.utils.data.DataLoader(stream, batch_size=batch_size, num_workers=workers,
+                                       collate_fn=_collate, persistent_workers=False)
+
+
+def autocast(device: str):
+    """bf16 (fp16 where bf16 is unsupported) autocast on CUDA; full precision on CPU."""
+    if device.startswith("cuda"):
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def encode_texts(model, tokenizer, texts: list[str], device: str) -> torch.Tensor:
+    feats = []
+    for i in range(0, len(texts), TEXT_BATCH):
+        with autocast(device):
+            f = model.encode_text(tokenizer(texts[i:i + TEXT_BATCH]).to(device))
+        feats.append(torch.nn.functional.normalize(f.float(), dim=-1))
+    return torch.cat(feats) if feats else torch.zeros(0)
+
+
+@torch.no_grad()
+def encode_images(model, images: list[torch.Tensor], device: str) -> torch.Tensor:
+    with autocast(device):
+        f = model.encode_image(torch.stack(images).to(device))
+    return torch.nn.functional.normalize(f.float(), dim=-1)
+
+
+def zero_shot_head(model, tokenizer, classnames, templates, device: str, model_id: str = "", cache: bool = True) -> torch.Tensor:
+    """(dim, n_classes) head: per class, the normalised mean of its normalised template embeddings."""
+    key = (model_id or id(model), hashlib.sha256("\n".join(classnames).encode()).hexdigest(),
+           hashlib.sha256("\n".join(templates).encode()).hexdigest())
+    if cache and key in _HEADS:
+        return _HEADS[key]
+    texts = [t.format(c=c) for c in classnames for t in templates]
+    emb = encode_texts(model, tokenizer, texts, device).reshape(len(classnames), len(templates), -1)
+    head = torch.nn.functional.normalize(emb.mean(dim=1), dim=-1).T.contiguous()
+    if cache:
+        _HEADS[key] = head
+    return head
+
+
+def clear_cache() -> None:
+    _HEADS.clear()
+
+
+def run_images(model, loader, device: str, progress=None) -> tuple[list[dict], torch.Tensor]:
+    """Encode every decodable image; returns the samples in file order (undecodable ones flagged
+    with ``image=None``) and the features of the decodable ones, in the same order."""
+    samples, feats = [], []
+    for batch in loader:
+        good = [s for s in batch if s["image"] is not None]
+        if good:
+            f = encode_images(model, [s["image"] for s in good], device).cpu()
+            for s, row in zip(good, f):
+                s["feat"] = row
+        for s in batch:
+            s.pop("image")
+            s["ok"] = "feat" in s
+        samples += batch
+        if progress is not None:
+            progress.update(len(batch))
+    samples.sort(key=lambda s: s["order"])
+    good = [s.pop("feat") for s in samples if s["ok"]]
+    return samples, (torch.stack(good) if good else torch.zeros(0, 0))
+
+
+def logits(features: torch.Tensor, head: torch.Tensor) -> np.ndarray:
+    return (100.0 * features @ head.to(features.device)).float().cpu().numpy()
