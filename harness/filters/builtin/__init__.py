@@ -1,0 +1,1 @@
+"""DataComp's baseline filters (+ dedup and the tiny world's oracle), registered as entry points."""
