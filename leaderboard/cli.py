@@ -14,9 +14,12 @@ def _where(cfg) -> tuple[Path, str, str]:
 
 
 def _console():
+    """A terminal's own width; piped output is not wrapped (wide tables stay one line per row)."""
+    import sys
+
     from rich.console import Console
 
-    return Console(width=200)
+    return Console(width=None if sys.stdout.isatty() else 400)
 
 
 def show(cfg) -> int:
@@ -31,7 +34,8 @@ def show(cfg) -> int:
     out = Table(title=f"{doc['track']} / {doc['scale']} leaderboard (recipe {doc['recipe_hash'][:12]}, "
                       f"suite {doc['suite']})")
     for h in headers:
-        out.add_column(h, justify="left" if h in ("id", "method", "filter", "reference") else "right")
+        out.add_column(h, justify="left" if h in ("id", "method", "filter", "reference") else "right",
+                       no_wrap=h in ("rank", "id"))
     for r in rows:
         out.add_row(*(lbtable.fmt(v) for v in r))
     _console().print(out)
@@ -57,14 +61,18 @@ def compare(cfg) -> int:
     con = _console()
     tab = Table(title=f"{res['a']} − {res['b']}  ({res['level']:.0%} paired bootstrap CI over test images, "
                       f"{res['n_boot']} resamples; * = beyond noise)")
-    for h in ("task", "metric", "a", "b", "delta", "CI"):
+    spreads = {s["method"]: s for s in res["seed_spread"]}
+    seeded = [s for s in res["seed_spread"] if s["n"] > 1]
+    for h in ("task", "metric", "a", "b", "delta", "CI", *(f"seed sd {s['method']}" for s in seeded)):
         tab.add_column(h, justify="left" if h in ("task", "metric") else "right")
     for r in res["tasks"]:
+        sds = [f"{s['task_sd'][r['task']]:.4f}" for s in seeded]
         tab.add_row(r["task"], r["metric"], f"{r['a']:.4f}", f"{r['b']:.4f}", f"{r['delta']:+.4f}",
-                    _ci_text(r["ci"], r["beyond_noise"]))
+                    _ci_text(r["ci"], r["beyond_noise"]), *sds)
     avg = res["average"]
     tab.add_row("average", "mean of tasks", f"{avg['a']:.4f}", f"{avg['b']:.4f}", f"{avg['delta']:+.4f}",
-                _ci_text(avg["ci"], avg["beyond_noise"]), style="bold")
+                _ci_text(avg["ci"], avg["beyond_noise"]), *(f"{spreads[s['method']]['sd']:.4f}" for s in seeded),
+                style="bold")
     con.print(tab)
     spread = Table(title="seed spread of Average per method")
     for h in ("method", "seeds", "mean", "sd", "min", "max"):

@@ -121,14 +121,14 @@ def to_html(doc: dict, headers: list[str], rows: list[list[Any]], figs: list[tup
     title = f"Leaderboard: {doc['track']} / {doc['scale']}"
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "\n".join(
-        f'<tr data-id="{esc(str(r[1]))}">' + "".join(f"<td>{esc(lbtable.fmt(v))}</td>" for v in r) + "</tr>"
+        f'<tr data-id="{esc(str(r[1]))}">' + "".join(f"<td{' class=t' if isinstance(v, str) else ''}>{esc(lbtable.fmt(v))}</td>" for v in r) + "</tr>"
         for r in rows)
     figs_html = "\n".join(f'<figure><img src="{esc(p)}" alt="{esc(c)}"><figcaption>{esc(c)}</figcaption></figure>'
                           for p, c in figs)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}figure{{display:inline-block;margin:1em}}</style>
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td.t{{text-align:left}}figure{{display:inline-block;margin:1em}}</style>
 </head><body>
 <h1>{esc(title)}</h1>
 <p>Scale recipe hash <code>{esc(doc['recipe_hash'])}</code>, eval suite <code>{esc(doc['suite'])}</code>,

@@ -232,7 +232,8 @@ def _read_json(path: Path, stage: str) -> dict:
 
 
 def _read_task_metrics(path: Path, suite_tasks: dict[str, str]) -> dict[str, dict]:
-    """Main metric per task from eval_results.jsonl (DataComp's shape: key, dataset, metrics)."""
+    """Main metric per scored task of the suite from eval_results.jsonl (DataComp's shape: key, dataset,
+    metrics); unscored or foreign tasks are left out, the suite decides what a result holds."""
     if not path.is_file():
         raise HarnessError(f"{path} not found: the run's eval stage has not finished")
     out: dict[str, dict] = {}
@@ -245,10 +246,11 @@ def _read_task_metrics(path: Path, suite_tasks: dict[str, str]) -> dict[str, dic
             value = metrics.get("main_metric", metrics.get(suite_tasks.get(key, ""), None))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
             raise HarnessError(f"{path}:{lineno}: not an eval result line ({exc})") from None
+        if key not in suite_tasks:
+            continue
         if value is None:
             raise HarnessError(f"{path}:{lineno}: task {key!r} has no main_metric")
-        out[key] = {"metric": suite_tasks.get(key, metrics.get("main_metric_name", "main_metric")),
-                    "value": float(value)}
+        out[key] = {"metric": suite_tasks[key], "value": float(value)}
     return out
 
 

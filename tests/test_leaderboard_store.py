@@ -155,3 +155,18 @@ def test_eight_processes_adding_at_once_all_land(tmp_path):
     doc = load_leaderboard(lb, *LB)  # also re-validates the whole file against the schema
     assert sorted(e["id"] for e in doc["entries"]) == sorted(f"m{i}-seed{i}" for i in range(8))
     assert sorted(out.strip() for out, _ in outs) == sorted(f"m{i}-seed{i}" for i in range(8))
+
+
+def test_add_command_adds_and_refuses_in_one_line(tmp_path, cli):
+    lb = tmp_path / "lb"
+    run = make_run(tmp_path / "runs", "clip_score", seed=1, quality=0.6)
+    res = cli("leaderboard", "add", f"run_dir={run}", f"leaderboard_dir={lb}")
+    assert res.returncode == 0, res.stderr
+    assert "added clip_score-seed1" in res.stdout and "(rank 1)" in res.stdout
+    oracle = make_run(tmp_path / "runs", "oracle", seed=0, quality=0.9, eligible=False)
+    refused = cli("leaderboard", "add", f"run_dir={oracle}", f"leaderboard_dir={lb}")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "filter 'oracle' is not eligible for ranking" in refused.stderr
+    ok = cli("leaderboard", "add", f"run_dir={oracle}", f"leaderboard_dir={lb}", "reference=true")
+    assert ok.returncode == 0 and "added oracle-seed0" in ok.stdout and "unranked reference" in ok.stdout
+    assert [e["reference"] for e in load_leaderboard(lb, *LB)["entries"]] == [False, True]

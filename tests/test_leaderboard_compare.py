@@ -1,0 +1,102 @@
+"""compare: task deltas with paired bootstrap CIs over test images, and the seed spread."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from test_leaderboard_runs import make_run
+
+from harness.errors import HarnessError
+from leaderboard.compare import compare_entries
+from leaderboard.store import add_entry, entry_from_run, load_leaderboard
+
+LB = ("filtering", "tiny")
+
+
+def _board(tmp_path, runs: list[tuple[str, int, float]], **kw):
+    lb = tmp_path / "lb"
+    for method, seed, quality in runs:
+        add_entry(lb, entry_from_run(make_run(tmp_path / "runs", method, seed, quality, **kw), method, *LB))
+    return lb, load_leaderboard(lb, *LB)
+
+
+def test_a_clearly_better_entry_is_beyond_noise(tmp_path):
+    _, doc = _board(tmp_path, [("good", 0, 0.8), ("weak", 0, 0.3)])
+    res = compare_entries(doc, "good-seed0", "weak-seed0", n_boot=300)
+    assert len(res["tasks"]) == 8 and not res["notes"]
+    for row in res["tasks"]:
+        lo, hi = row["ci"]
+        assert lo <= row["delta"] <= hi
+    avg = res["average"]
+    assert avg["delta"] == pytest.approx(np.mean([r["delta"] for r in res["tasks"]]))
+    assert avg["ci"][0] > 0.3 and avg["beyond_noise"]
+    # the average's CI is narrower than a single task's: it pools eight test sets
+    assert avg["ci"][1] - avg["ci"][0] < min(r["ci"][1] - r["ci"][0] for r in res["tasks"])
+
+
+def test_paired_bootstrap_of_an_entry_against_itself_is_exactly_zero(tmp_path):
+    lb, doc = _board(tmp_path, [("basic", 0, 0.5)])
+    twin = dict(doc["entries"][0], id="twin-seed0", method_name="twin", checkpoint_sha256="1" * 64)
+    add_entry(lb, twin)
+    res = compare_entries(load_leaderboard(lb, *LB), "basic-seed0", "twin-seed0", n_boot=50)
+    assert all(r["ci"] == [0.0, 0.0] and r["beyond_noise"] is False for r in res["tasks"])
+
+
+def test_a_small_gain_on_one_task_stays_within_noise(tmp_path):
+    lb, doc = _board(tmp_path, [("basic", 0, 0.5)])
+    base = doc["entries"][0]
+    folder = tmp_path / "tweaked"
+    shutil.copytree(base["per_example_dir"], folder)
+    arrays = dict(np.load(folder / "tiny_objects.npz"))
+    wrong = np.flatnonzero(arrays["pred"] != arrays["target"])[:2]  # fix 2 of 200 answers: +1 point
+    arrays["pred"][wrong] = arrays["target"][wrong]
+    np.savez(folder / "tiny_objects.npz", **arrays)
+    tasks = {**base["tasks"], "tiny_objects": {"metric": "acc1", "value": base["tasks"]["tiny_objects"]["value"] + 0.01}}
+    add_entry(lb, dict(base, id="tweak-seed0", method_name="tweak", checkpoint_sha256="2" * 64,
+                       per_example_dir=str(folder), tasks=tasks))
+    res = compare_entries(load_leaderboard(lb, *LB), "tweak-seed0", "basic-seed0", n_boot=400)
+    row = next(r for r in res["tasks"] if r["task"] == "tiny_objects")
+    assert row["delta"] == pytest.approx(0.01)
+    # paired: only the 2 changed answers vary, each drawn Poisson(1) times → delta = k/200, k ~ Poisson(2)
+    assert row["ci"][0] == 0.0 and 0.01 < row["ci"][1] <= 0.035
+    assert row["beyond_noise"] is False
+
+
+def test_seed_spread_over_a_methods_entries(tmp_path):
+    _, doc = _board(tmp_path, [("basic", s, 0.5) for s in range(3)] + [("clip", 0, 0.6)])
+    res = compare_entries(doc, "basic-seed1", "clip-seed0", n_boot=20)
+    basic, clip = res["seed_spread"]
+    averages = [e["aggregates"]["Average"] for e in doc["entries"][:3]]
+    assert basic["n"] == 3 and basic["seeds"] == [0, 1, 2]
+    assert basic["sd"] == pytest.approx(np.std(averages, ddof=1)) and basic["sd"] > 0
+    assert basic["min"] == min(averages) and basic["max"] == max(averages)
+    assert clip["n"] == 1 and clip["sd"] is None
+
+
+def test_without_per_example_arrays_deltas_come_with_a_note(tmp_path):
+    _, doc = _board(tmp_path, [("a", 0, 0.6), ("b", 0, 0.4)])
+    shutil.rmtree(doc["entries"][1]["per_example_dir"])
+    res = compare_entries(doc, "a-seed0", "b-seed0")
+    assert all(r["ci"] is None and r["delta"] > -1 for r in res["tasks"])
+    assert "entry 'b-seed0' has no per-example arrays" in res["notes"][0]
+
+
+def test_unknown_entry_lists_the_ids(tmp_path):
+    _, doc = _board(tmp_path, [("a", 0, 0.6)])
+    with pytest.raises(HarnessError, match=r"no entry 'zz' .*entries: a-seed0"):
+        compare_entries(doc, "zz", "a-seed0")
+
+
+def test_compare_command_prints_deltas_cis_and_seed_spread(tmp_path, cli):
+    lb, _ = _board(tmp_path, [("good", 0, 0.8), ("good", 1, 0.78), ("weak", 0, 0.3)])
+    out_json = tmp_path / "cmp.json"
+    res = cli("leaderboard", "compare", f"leaderboard_dir={lb}", "a=good-seed0", "b=weak-seed0", "n_boot=200",
+              f"json_out={out_json}")
+    assert res.returncode == 0, res.stderr
+    for word in ("tiny_objects", "tiny_retrieval", "average", "seed spread", "*"):
+        assert word in res.stdout
+    saved = json.loads(out_json.read_text())
+    assert saved["average"]["beyond_noise"] is True and saved["seed_spread"][0]["n"] == 2
