@@ -8,15 +8,16 @@ a method's seeds with the seed spread as error bars, so a ranking can be judged 
 from __future__ import annotations
 
 import html
-import os
+import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.errors import HarnessError
 from leaderboard import table as lbtable
+from leaderboard.store import write_bytes_atomic, write_text_atomic
 
 FIG_DIR = "figures"
 PNG_META = {"Software": None}  # no version stamp: the same leaderboard renders to the same bytes
@@ -42,7 +43,9 @@ def method_summary(doc: dict) -> list[dict[str, Any]]:
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=PNG_META)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata=PNG_META)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def bar_chart(methods: list[dict], aggregate: str, path: Path) -> None:
@@ -154,20 +157,15 @@ def to_markdown(doc: dict, headers: list[str], rows: list[list[Any]], figs: list
     return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def render(doc: dict, out_dir: str | Path, sort: str = "rank") -> dict[str, str]:
     """Write ``index.html``, ``leaderboard.md`` and ``figures/*.png`` into ``out_dir``."""
+    if not doc["entries"]:
+        raise HarnessError(f"the {doc['track']}/{doc['scale']} leaderboard has no entries to render")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     headers, rows = lbtable.build(doc, sort=sort, tasks=True)
     figs = figures(doc, out)
-    _write_text(out / "leaderboard.md", to_markdown(doc, headers, rows, figs))
-    _write_text(out / "index.html", to_html(doc, headers, rows, figs))
+    write_text_atomic(out / "leaderboard.md", to_markdown(doc, headers, rows, figs))
+    write_text_atomic(out / "index.html", to_html(doc, headers, rows, figs))
     return {"html": str(out / "index.html"), "markdown": str(out / "leaderboard.md"),
             "figures": [str(out / p) for p, _ in figs]}

@@ -28,25 +28,40 @@ def leaderboard_path(leaderboard_dir: str | Path, track: str, scale: str) -> Pat
     return Path(leaderboard_dir) / f"{track}_{scale}.json"
 
 
-@lru_cache(maxsize=1)
-def _validator():
+@lru_cache(maxsize=2)
+def _validator(part: str = "document"):
+    """The document validator, or (``part="entry"``) one for a single entry via ``$defs/entry``."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    schema = json.loads(SCHEMA_PATH.read_text())
+    if part == "entry":
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/entry"}
+    return Draft202012Validator(schema)
 
 
-def _schema_error(doc: dict, path: Path) -> str | None:
-    """First schema violation, phrased as 'entry <id> field <f>: <why>' for entries."""
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path)))
-    if not errors:
+def _first_error(validator, obj: Any):
+    errors = sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
+    return errors[0] if errors else None
+
+
+def entry_error(entry: Any, label: str = "") -> str | None:
+    """First schema violation of one entry, as "entry '<id>' field '<f>': <why>"."""
+    err = _first_error(_validator("entry"), entry)
+    if err is None:
         return None
-    err = errors[0]
+    name = entry.get("id", "?") if isinstance(entry, dict) else "?"
+    field = ".".join(map(str, err.absolute_path))
+    return f"entry {name!r}{label}" + (f" field {field!r}" if field else "") + f": {err.message}"
+
+
+def _schema_error(doc: Any, path: Path) -> str | None:
+    """First schema violation of a document, naming the entry and field when it is in an entry."""
+    err = _first_error(_validator(), doc)
+    if err is None:
+        return None
     where = list(err.absolute_path)
     if len(where) >= 2 and where[0] == "entries":
-        entry = doc["entries"][where[1]]
-        name = entry.get("id", "?") if isinstance(entry, dict) else "?"
-        field = ".".join(map(str, where[2:])) or "(the entry itself)"
-        return f"{path}: entry {name!r} (entries[{where[1]}]) field {field!r}: {err.message}"
+        return f"{path}: {entry_error(doc['entries'][where[1]], f' (entries[{where[1]}])')}"
     field = ".".join(map(str, where)) or "(top level)"
     return f"{path}: field {field!r}: {err.message}"
 
@@ -66,6 +81,10 @@ def read_document(path: str | Path) -> dict | None:
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{path}:{exc.lineno}:{exc.colno}: corrupt leaderboard JSON ({exc.msg}); "
                            "fix that line or restore the file (git checkout) — nothing was written") from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version != SCHEMA_VERSION:
+        raise HarnessError(f"{path}: schema_version {version!r}, but this harness reads version {SCHEMA_VERSION}; "
+                           "nothing was written")
     problem = _schema_error(doc, path)
     if problem:
         raise HarnessError(f"{problem} — fix the file by hand or restore it; nothing was written")
@@ -159,45 +178,57 @@ REFUSALS: tuple[Callable[[dict, dict, dict], str | None], ...] = (
 
 def check_entry(doc: dict, entry: dict, facts: dict) -> None:
     """Raise HarnessError with the first reason ``entry`` may not enter ``doc``."""
-    problem = _schema_error({**doc, "entries": [entry]}, Path(f"{doc['track']}_{doc['scale']}.json"))
+    problem = entry_error(entry)
     if problem:
-        raise HarnessError(f"refused: {problem.split(': ', 1)[1]}")
+        raise HarnessError(f"refused {problem}")
     for refuse in REFUSALS:
         reason = refuse(doc, entry, facts)
         if reason:
             raise HarnessError(f"refused entry {entry['id']!r}: {reason}")
 
 
-def write_atomic(path: Path, doc: dict) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path`` (keeping its mode)."""
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
 def add_entry(leaderboard_dir: str | Path, entry: dict) -> str:
     """Validate ``entry`` against its scale and the current file, append it, return its id."""
     from filelock import FileLock, Timeout
 
-    path = leaderboard_path(leaderboard_dir, entry.get("track", "?"), entry.get("scale", "?"))
+    problem = entry_error(entry)
+    if problem:
+        raise HarnessError(f"refused {problem}")
+    path = leaderboard_path(leaderboard_dir, entry["track"], entry["scale"])
     path.parent.mkdir(parents=True, exist_ok=True)
     facts = scale_facts(entry["scale"])
     try:
-        with FileLock(f"{path}.lock", timeout=LOCK_TIMEOUT_S):
+        with FileLock(lock_path(path), timeout=LOCK_TIMEOUT_S):
             doc = read_document(path) or new_document(entry["track"], entry["scale"])
             check_entry(doc, entry, facts)
             doc["entries"].append(entry)
-            write_atomic(path, doc)
+            write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     except Timeout:
-        raise HarnessError(f"{path}.lock held for over {LOCK_TIMEOUT_S}s by another writer; retry") from None
+        raise HarnessError(f"{lock_path(path)} held for over {LOCK_TIMEOUT_S}s by another writer; retry") from None
     return entry["id"]
 
 
@@ -303,6 +334,10 @@ def entry_from_run(run_dir: str | Path, method_name: str, track: str, scale: str
     tasks = _read_task_metrics(run / "eval" / "eval_results.jsonl", facts["tasks"])
     _require(train, ("recipe_hash",), run / "train" / "train.json")
     _require(scores, ("aggregates",), run / "eval" / "scores.json")
+    evaluated, trained = scores.get("checkpoint"), train.get("checkpoint")
+    if evaluated and trained and Path(evaluated).resolve() != Path(trained).resolve():
+        raise HarnessError(f"{run / 'eval'} evaluated {evaluated}, not the checkpoint train/ produced ({trained}); "
+                           "rerun the eval stage")
     recipe = train.get("recipe")
     seed = _seed_of(run, train) if seed is None else int(seed)
     per_example = run / "eval" / "per_example"

@@ -76,8 +76,9 @@ def make_run(root: Path, method: str = "basic", seed: int = 0, quality: float = 
     members = aggregate_members(tasks)
     aggregates = {a: (float(np.mean([values[k] for k in keys])) if keys else None) for a, keys in members.items()}
     ckpt_sha = hashlib.sha256(f"{method}/{seed}/{quality}".encode()).hexdigest()
-    (run / "eval" / "scores.json").write_text(json.dumps({"aggregates": aggregates, "missing": {},
-                                                          "suite": "tiny", "checkpoint_sha256": ckpt_sha}))
+    (run / "eval" / "scores.json").write_text(json.dumps({
+        "aggregates": aggregates, "missing": {}, "suite": "tiny", "checkpoint_sha256": ckpt_sha,
+        "checkpoint": str(run / "train" / "epoch_4.pt"), "model": "harness-tiny-32"}))
     return run
 
 
@@ -126,4 +127,14 @@ def test_entry_from_run_points_at_a_bad_results_line(tmp_path):
     res = run / "eval" / "eval_results.jsonl"
     res.write_text(res.read_text() + "{not json\n")
     with pytest.raises(HarnessError, match=r"eval_results.jsonl:9: not an eval result line"):
+        entry_from_run(run, "basic", "filtering", "tiny")
+
+
+def test_entry_from_run_refuses_an_eval_of_another_checkpoint(tmp_path):
+    from leaderboard.store import entry_from_run
+
+    run = make_run(tmp_path)
+    scores = run / "eval" / "scores.json"
+    scores.write_text(json.dumps({**json.loads(scores.read_text()), "checkpoint": "/elsewhere/epoch_1.pt"}))
+    with pytest.raises(HarnessError, match="evaluated /elsewhere/epoch_1.pt, not the checkpoint train/ produced"):
         entry_from_run(run, "basic", "filtering", "tiny")

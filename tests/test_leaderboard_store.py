@@ -57,12 +57,16 @@ def _refusal_cases():
     def no_filter_spec(e):
         e["filter"] = None
 
+    def metric_out_of_range(e):
+        e["tasks"]["tiny_colors"]["value"] = 1.5
+
     return [(wrong_hash, "recipe hash 000000000000 is not the tiny scale's"),
             (off_recipe, "trained off-recipe"),
             (missing_task, "task set incomplete: missing tiny_counts"),
             (ineligible, r"filter 'oracle' is not eligible for ranking .*\(reference=true\)"),
             (ranked_reference, "ranked=True contradicts"),
-            (no_filter_spec, "the filtering track needs the run's filter spec")]
+            (no_filter_spec, "the filtering track needs the run's filter spec"),
+            (metric_out_of_range, r"entry 'other-seed0' field 'tasks.tiny_colors.value': 1.5 is greater than")]
 
 
 @pytest.mark.parametrize("edit,reason", _refusal_cases(), ids=lambda c: getattr(c, "__name__", "reason"))
@@ -126,6 +130,10 @@ def test_hand_edited_entry_failing_the_schema_names_entry_and_field(tmp_path):
         load_leaderboard(lb, *LB)
     with pytest.raises(HarnessError, match="field 'seed'"):
         add_entry(lb, _entry(tmp_path, "text_based", quality=0.6))
+    doc["entries"][1]["seed"], doc["schema_version"] = 0, 2
+    path.write_text(json.dumps(doc, indent=2))
+    with pytest.raises(HarnessError, match="schema_version 2, but this harness reads version 1"):
+        load_leaderboard(lb, *LB)
 
 
 WORKER = """
