@@ -1,0 +1,271 @@
+"""The resharder's per-shard work: pure top-level functions over JSON-able task dicts.
+
+``index_shard`` reads one input shard's tar headers and json members and says which samples the
+subset selects; ``write_shard`` writes one planned output shard from raw byte ranges. Both run
+under any engine (in-process, process pool, Ray) and both leave a record in the work directory,
+so a killed run resumes from what is on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import re
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from harness import tarscan
+from harness.errors import HarnessError
+from harness.pool import SHARD_PATTERN, write_stats
+from harness.uids import hex_to_pairs, pair_keys
+
+# every kind of bad input the resharder counts (manifest ``bad_input``), and what it means
+BAD_KINDS = {
+    "truncated_tar": "tar ends inside a member or lacks its end-of-archive blocks (last sample dropped)",
+    "corrupt_header": "tar header fails its checksum (rest of the shard skipped, last sample dropped)",
+    "non_regular_member": "member is a directory, link, device or other non-file (skipped)",
+    "unsafe_member_name": "member name is absolute or contains '..' (skipped)",
+    "member_without_key": "member name is not <key>.<extension> (skipped)",
+    "missing_json": "sample has no .json member, so no uid (skipped)",
+    "json_unparsable": "sample's .json does not parse (skipped)",
+    "json_missing_uid": "sample's .json has no 'uid' (skipped)",
+    "bad_uid": "sample's uid is not 32 lower-case hex characters (skipped)",
+    "duplicate_uid": "uid seen in an earlier sample or shard (written once, from the first)",
+    "stats_missing": "input shard has no _stats.json",
+    "stats_mismatch": "_stats.json 'successes' disagrees with the samples in the tar",
+    "blur_metadata_missing": "blur=true but the metadata has no row for a selected uid (written unblurred)",
+}
+EXAMPLES_PER_KIND = 5
+IMAGE_EXTS = frozenset(("jpg", "jpeg", "png", "webp"))
+FLUSH_BYTES = 8 << 20
+STALL_ENV = "HARNESS_RESHARD_STALL"
+_UID = re.compile(r"[0-9a-f]{32}")
+_ZEROS = bytes(tarscan.BLOCK)
+
+
+def new_bad() -> dict[str, Any]:
+    return {"counts": {}, "examples": {}}
+
+
+def note(bad: dict[str, Any], kind: str, where: str) -> None:
+    """Count one bad input of ``kind``; keep the first few places for the report."""
+    bad["counts"][kind] = bad["counts"].get(kind, 0) + 1
+    examples = bad["examples"].setdefault(kind, [])
+    if len(examples) < EXAMPLES_PER_KIND:
+        examples.append(where)
+
+
+@contextmanager
+def mapped(path: str | Path) -> Iterator[Any]:
+    """Read-only map of a file (``b""`` when empty): pages are read only where we look.
+
+    The descriptor is closed at once (the map stays valid), so a shuffled output shard that
+    draws from thousands of inputs holds no thousands of open files.
+    """
+    with open(path, "rb") as fh:
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(fh.fileno()).st_size else None
+    if mm is None:
+        yield b""
+        return
+    with mm:
+        yield mm
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, sort_keys=True))
+    tmp.replace(path)
+
+
+def _test_stall(stage: str, index: int, work: str) -> None:
+    """Test hook: ``HARNESS_RESHARD_STALL=<stage>:<index>`` parks that task so a test can SIGKILL it."""
+    if os.environ.get(STALL_ENV) == f"{stage}:{index}":
+        (Path(work) / f"stalled-{stage}-{index}").touch()
+        time.sleep(3600)
+
+
+def group_samples(members: list[tarscan.Member], shard: str, bad: dict) -> list[tuple[str, list]]:
+    """Group consecutive members by key as WebDataset does: ``dir/key.ext`` → (key, [(ext, offset, size)])."""
+    samples: list[tuple[str, list]] = []
+    current = None
+    for name, typ, offset, size in members:
+        if typ not in tarscan.REGULAR:
+            note(bad, "non_regular_member", f"{shard}: {name} (type {typ.decode(errors='replace')!r})")
+            continue
+        if name.startswith("/") or ".." in name.split("/"):
+            note(bad, "unsafe_member_name", f"{shard}: {name}")
+            continue
+        slash = name.rfind("/") + 1
+        dot = name.find(".", slash)
+        if dot <= slash:
+            note(bad, "member_without_key", f"{shard}: {name}")
+            continue
+        key = name[:dot]
+        if key != current:
+            samples.append((key, []))
+            current = key
+        samples[-1][1].append((name[dot + 1:], offset, size))
+    return samples
+
+
+def sample_uids(samples: list[tuple[str, list]], buf: Any, shard: str, bad: dict) -> tuple[list[str], list[list]]:
+    """The uid of each sample from its json member; samples without a valid one are counted and dropped."""
+    uids, kept = [], []
+    for key, members in samples:
+        js = None
+        for m in members:
+            if m[0].lower() == "json":
+                js = m
+                break
+        if js is None:
+            note(bad, "missing_json", f"{shard}: {key}")
+            continue
+        try:
+            doc = json.loads(buf[js[1]:js[1] + js[2]])
+        except (ValueError, RecursionError):
+            note(bad, "json_unparsable", f"{shard}: {key}.{js[0]}")
+            continue
+        uid = doc.get("uid") if isinstance(doc, dict) else None
+        if uid is None:
+            note(bad, "json_missing_uid", f"{shard}: {key}.{js[0]}")
+        elif not isinstance(uid, str) or not _UID.fullmatch(uid):
+            note(bad, "bad_uid", f"{shard}: {key}.{js[0]}: {uid!r}")
+        else:
+            uids.append(uid)
+            kept.append(members)
+    return uids, kept
+
+
+def check_stats(stats: Path, n_samples: int, shard: str, bad: dict) -> None:
+    """Compare the shard's ``_stats.json`` ``successes`` with what the tar holds."""
+    if not stats.is_file():
+        note(bad, "stats_missing", f"{shard}: {stats.name} not found")
+        return
+    try:
+        successes = int(json.loads(stats.read_text())["successes"])
+    except (ValueError, KeyError, TypeError) as exc:
+        note(bad, "stats_mismatch", f"{shard}: {stats.name} unreadable ({type(exc).__name__})")
+        return
+    if successes != n_samples:
+        note(bad, "stats_mismatch", f"{shard}: {stats.name} says {successes} samples, tar has {n_samples}")
+
+
+def selected(pairs: np.ndarray, subset_keys: str) -> np.ndarray:
+    """Membership in the subset by binary search in its sorted 16-byte keys, memory-mapped."""
+    keys = np.load(subset_keys, mmap_mode="r", allow_pickle=False)
+    if len(keys) == 0 or len(pairs) == 0:
+        return np.zeros(len(pairs), bool)
+    probe = pair_keys(pairs)
+    pos = np.searchsorted(keys, probe)
+    pos[pos == len(keys)] = 0
+    return np.asarray(keys[pos]) == probe
+
+
+def index_shard(task: dict[str, Any]) -> dict[str, Any]:
+    """Index one input shard: its samples, their uids, the ones the subset selects, its bad inputs.
+
+    Reads tar headers and json members only. The JSON-able result is also written to
+    ``task["cache"]`` so that a resumed run skips this shard.
+    """
+    path = Path(task["path"])
+    shard, bad = path.name, new_bad()
+    with mapped(path) as buf:
+        members, end = tarscan.scan(buf)
+        if end.problem:
+            note(bad, end.problem, f"{shard}: {end.detail}")
+        samples = group_samples(members, shard, bad)
+        if end.problem and samples:
+            samples.pop()  # it may have lost members past the damage
+        _test_stall("index", task["position"], task["work"])
+        uids, kept = sample_uids(samples, buf, shard, bad)
+    check_stats(Path(task["stats"]), len(samples), shard, bad)
+    keep = np.flatnonzero(selected(hex_to_pairs(uids, where=shard), task["subset_keys"]))
+    result = {"shard": shard, "n_samples": len(samples), "n_with_uid": len(uids),
+              "uids": [uids[i] for i in keep], "members": [kept[i] for i in keep], **bad}
+    write_json_atomic(Path(task["cache"]), result)
+    return result
+
+
+def uids_digest(uids: list[str]) -> str:
+    """Identity of an output shard's planned content: its uids in order."""
+    return hashlib.sha256("\n".join(uids).encode()).hexdigest()
+
+
+def check_written(path: Path, names: list[str]) -> None:
+    """Read a written shard's headers back: a complete archive holding exactly ``names`` in order."""
+    with mapped(path) as buf:
+        members, end = tarscan.scan(buf)
+    found = [m.name for m in members if m.type in tarscan.REGULAR]
+    if end.problem or found != names or len(found) != len(members):
+        raise HarnessError(f"{path}: written shard does not read back as planned "
+                           f"({end.problem or 'member list differs'}); rerun to rewrite it")
+
+
+def _append_sample(buf: bytearray, view: Any, uid: str, members: list, boxes: list | None,
+                   names: list[str]) -> bool:
+    """Append one sample's members under ``<uid>.<ext>`` headers; images are decoded only to blur.
+
+    The slices of the input map live only in here, so the map can be closed after the task.
+    """
+    blurred = False
+    for ext, offset, size in members:
+        data = view[offset:offset + size]
+        if boxes and ext.lower() in IMAGE_EXTS:
+            from harness.blur import blur_faces
+
+            data, ext, blurred = blur_faces(bytes(data), boxes), "webp", True
+        names.append(f"{uid}.{ext}")
+        buf += tarscan.member_header(names[-1], len(data))
+        buf += data
+        buf += _ZEROS[:tarscan.padding(len(data))]
+    return blurred
+
+
+def write_shard(task: dict[str, Any]) -> dict[str, Any]:
+    """Write one planned output shard, read it back, rename it into place, and record it as done.
+
+    Members are copied as raw byte ranges under deterministic ``<uid>.<ext>`` headers with large
+    buffered writes; the sha256 is computed on the way. The done record, written last, is what a
+    resumed run trusts.
+    """
+    out, index, samples = Path(task["out_dir"]), task["index"], task["samples"]
+    name, boxes = SHARD_PATTERN.format(index), task.get("boxes") or {}
+    tmp = out / f".{name}.tmp"
+    stall_at = len(samples) // 2 if os.environ.get(STALL_ENV) == f"write:{index}" else -1
+    sha, names, n_blurred = hashlib.sha256(), [], 0
+    buf = bytearray()
+
+    def flush() -> None:
+        sha.update(buf)
+        fh.write(buf)
+        buf.clear()
+
+    with ExitStack() as stack, open(tmp, "wb") as fh:
+        views: dict[int, memoryview] = {}
+        for k, (src, uid, members) in enumerate(samples):
+            if k == stall_at:
+                flush()
+                fh.flush()
+                _test_stall("write", index, task["work"])
+            if src not in views:
+                views[src] = memoryview(stack.enter_context(mapped(task["inputs"][src])))
+                stack.callback(views[src].release)
+            n_blurred += _append_sample(buf, views[src], uid, members, boxes.get(uid), names)
+            if len(buf) >= FLUSH_BYTES:
+                flush()
+        buf += tarscan.end_of_archive(fh.tell() + len(buf))
+        flush()
+        written = fh.tell()
+    check_written(tmp, names)
+    tmp.replace(out / name)
+    write_stats(out, index, len(samples))
+    record = {"index": index, "name": name, "n_samples": len(samples), "sha256": sha.hexdigest(),
+              "size": written, "uids_sha256": uids_digest([s[1] for s in samples]), "blurred": n_blurred}
+    write_json_atomic(Path(task["work"]) / "done" / f"{index:08d}.json", record)
+    return record
