@@ -9,6 +9,15 @@ from typing import Any
 from harness.errors import HarnessError
 
 
+def _need(cfg, command: str, *keys: str) -> None:
+    """Required keys (``???`` in the YAML) named in one line instead of an OmegaConf traceback."""
+    from omegaconf import OmegaConf
+
+    missing = [k for k in keys if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise HarnessError(f"harness leaderboard {command} needs {', '.join(k + '=...' for k in missing)}")
+
+
 def _where(cfg) -> tuple[Path, str, str]:
     return Path(cfg.leaderboard_dir), cfg.track.name, cfg.scale.name
 
@@ -55,6 +64,7 @@ def compare(cfg) -> int:
     from leaderboard.compare import compare_entries
     from leaderboard.store import load_leaderboard
 
+    _need(cfg, "compare", "a", "b")
     doc = load_leaderboard(*_where(cfg))
     res = compare_entries(doc, str(cfg.a), str(cfg.b), n_boot=int(cfg.n_boot), seed=int(cfg.seed),
                           level=float(cfg.level))
@@ -94,6 +104,7 @@ def render(cfg) -> int:
     from leaderboard.render import render as render_doc
     from leaderboard.store import load_leaderboard
 
+    _need(cfg, "render", "out")
     written = render_doc(load_leaderboard(*_where(cfg)), cfg.out, sort=cfg.sort)
     print(f"wrote {written['html']}, {written['markdown']} and {len(written['figures'])} figures")
     return 0
@@ -111,6 +122,7 @@ def add(cfg) -> int:
     """Add a finished run to its leaderboard; every refusal names its reason."""
     from leaderboard.store import add_entry, entry_from_run, rank_of
 
+    _need(cfg, "add", "run_dir")
     leaderboard_dir, track, scale = _where(cfg)
     run_dir = Path(cfg.run_dir)
     if not run_dir.is_dir():

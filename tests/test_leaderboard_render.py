@@ -133,3 +133,11 @@ def test_rendered_page_in_headless_chromium(board, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
     blue = np.all(np.abs(pixels.astype(int) - BAR_BLUE) <= 3, axis=1).sum()
     assert blue > 5000, "no bar chart pixels on the screenshot: the charts did not render"
+
+
+def test_render_command_needs_out_and_writes_the_page(board, tmp_path, cli):
+    res = cli("leaderboard", "render", f"leaderboard_dir={board}")
+    assert res.returncode == 2 and res.stderr.strip() == "error: harness leaderboard render needs out=..."
+    ok = cli("leaderboard", "render", f"leaderboard_dir={board}", f"out={tmp_path / 'site'}")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "site" / "index.html").is_file() and len(list((tmp_path / "site" / "figures").glob("*.png"))) == 7
