@@ -36,6 +36,7 @@ def show(cfg) -> int:
     from rich.table import Table
 
     from leaderboard import table as lbtable
+    from leaderboard.compare import stability_line
     from leaderboard.store import load_leaderboard
 
     doc = load_leaderboard(*_where(cfg))
@@ -47,7 +48,9 @@ def show(cfg) -> int:
                        no_wrap=h in ("rank", "id"))
     for r in rows:
         out.add_row(*(lbtable.fmt(v) for v in r))
-    _console().print(out)
+    con = _console()
+    con.print(out)
+    con.print(stability_line(doc))
     return 0
 
 

@@ -94,3 +94,35 @@ def compare_entries(doc: dict, a_id: str, b_id: str, n_boot: int = 1000, seed: i
     spreads = [seed_spread(doc, m) for m in dict.fromkeys((a["method_name"], b["method_name"]))]
     return {"a": a["id"], "b": b["id"], "level": level, "n_boot": n_boot, "tasks": rows, "average": average,
             "seed_spread": spreads, "notes": notes}
+
+
+def seed_stability(doc: dict) -> dict[str, Any]:
+    """Kendall τ between the rankings of methods by Average under each pair of seeds.
+
+    Only ranked methods that ran with both seeds of a pair count; τ = 1 means every seed orders
+    the methods the same way, so a ranking is not an accident of one seed.
+    """
+    from itertools import combinations
+
+    from scipy.stats import kendalltau
+
+    ranked = [e for e in doc["entries"] if e["ranked"]]
+    score = {(e["method_name"], e["seed"]): e["aggregates"]["Average"] for e in ranked}
+    methods = list(dict.fromkeys(e["method_name"] for e in ranked))
+    pairs = []
+    for s, t in combinations(sorted({e["seed"] for e in ranked}), 2):
+        both = [m for m in methods if (m, s) in score and (m, t) in score]
+        if len(both) >= 2:
+            tau = kendalltau([score[m, s] for m in both], [score[m, t] for m in both]).statistic
+            pairs.append({"seeds": [s, t], "n_methods": len(both), "tau": float(tau)})
+    taus = [p["tau"] for p in pairs if not np.isnan(p["tau"])]
+    return {"pairs": pairs, "mean_tau": float(np.mean(taus)) if taus else None}
+
+
+def stability_line(doc: dict) -> str:
+    """One sentence on whether the method ranking holds across seeds (Kendall τ of seed pairs)."""
+    st = seed_stability(doc)
+    if st["mean_tau"] is None:
+        return "Ranking stability across seeds: needs ranked methods run with at least two common seeds."
+    pairs = ", ".join(f"seeds {p['seeds'][0]}/{p['seeds'][1]}: {p['tau']:.2f}" for p in st["pairs"])
+    return f"Ranking stability across seeds (Kendall τ of methods by Average): mean {st['mean_tau']:.2f} ({pairs})."

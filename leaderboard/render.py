@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from leaderboard import table as lbtable
+from leaderboard.compare import stability_line
 from leaderboard.store import write_bytes_atomic, write_text_atomic
 
 FIG_DIR = "figures"
@@ -136,6 +137,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}td.t{{text-align:
 <h1>{esc(title)}</h1>
 <p>Scale recipe hash <code>{esc(doc['recipe_hash'])}</code>, eval suite <code>{esc(doc['suite'])}</code>,
 {len(doc['entries'])} entries. Rank is by Average among ranked entries; reference entries are not ranked.</p>
+<p id="stability">{esc(stability_line(doc))}</p>
 <table id="leaderboard"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
@@ -151,6 +153,7 @@ def to_markdown(doc: dict, headers: list[str], rows: list[list[Any]], figs: list
     lines = [f"# Leaderboard: {doc['track']} / {doc['scale']}", "",
              f"Recipe hash `{doc['recipe_hash']}`, eval suite `{doc['suite']}`, {len(doc['entries'])} entries. "
              "Rank is by Average among ranked entries; reference entries are not ranked.", "",
+             stability_line(doc), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
     lines += [""] + [f"![{c}]({p})" for p, c in figs]

@@ -100,3 +100,17 @@ def test_compare_command_prints_deltas_cis_and_seed_spread(tmp_path, cli):
         assert word in res.stdout
     saved = json.loads(out_json.read_text())
     assert saved["average"]["beyond_noise"] is True and saved["seed_spread"][0]["n"] == 2
+
+
+def test_seed_stability_is_kendall_tau_of_method_rankings(tmp_path):
+    from leaderboard.compare import seed_stability, stability_line
+
+    # seeds 0 and 1 order a > b > c; seed 2 swaps b and c: τ(0,2) = τ(1,2) = (2 − 1)/3
+    runs = [("a", 0, 0.8), ("b", 0, 0.6), ("c", 0, 0.4), ("a", 1, 0.8), ("b", 1, 0.6), ("c", 1, 0.4),
+            ("a", 2, 0.8), ("b", 2, 0.4), ("c", 2, 0.6)]
+    _, doc = _board(tmp_path, runs)
+    st = seed_stability(doc)
+    assert [p["seeds"] for p in st["pairs"]] == [[0, 1], [0, 2], [1, 2]]
+    assert [p["tau"] for p in st["pairs"]] == pytest.approx([1.0, 1 / 3, 1 / 3])
+    assert st["mean_tau"] == pytest.approx(5 / 9)
+    assert "mean 0.56" in stability_line(doc)

@@ -126,6 +126,7 @@ def test_rendered_page_in_headless_chromium(board, tmp_path):
     rows = re.findall(r'<tr data-id="([^"]+)">', dom.stdout)
     assert sorted(rows) == sorted(e["id"] for e in doc["entries"])
     assert re.search(r'<table id="leaderboard">', dom.stdout)
+    assert re.search(r'<p id="stability">Ranking stability across seeds .*mean 1\.00', dom.stdout)
     srcs = re.findall(r'<img src="([^"]+)"', dom.stdout)
     assert len(srcs) == len(out["figures"]) == 7
     fetched = {path.lstrip("/"): code for path, code in server.requests}
