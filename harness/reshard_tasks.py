@@ -27,8 +27,8 @@ from harness.uids import hex_to_pairs, pair_keys
 
 # every kind of bad input the resharder counts (manifest ``bad_input``), and what it means
 BAD_KINDS = {
-    "truncated_tar": "tar ends inside a member or lacks its end-of-archive blocks (last sample dropped)",
-    "corrupt_header": "tar header fails its checksum (rest of the shard skipped, last sample dropped)",
+    "truncated_tar": "tar ends inside a member or lacks its end-of-archive blocks (the cut sample is dropped)",
+    "corrupt_header": "tar header fails its checksum (rest of the shard and the sample before it skipped)",
     "non_regular_member": "member is a directory, link, device or other non-file (skipped)",
     "unsafe_member_name": "member name is absolute or contains '..' (skipped)",
     "member_without_key": "member name is not <key>.<extension> (skipped)",
@@ -101,17 +101,22 @@ def group_samples(members: list[tarscan.Member], shard: str, bad: dict) -> list[
         if name.startswith("/") or ".." in name.split("/"):
             note(bad, "unsafe_member_name", f"{shard}: {name}")
             continue
-        slash = name.rfind("/") + 1
-        dot = name.find(".", slash)
-        if dot <= slash:
+        key, ext = split_name(name)
+        if key is None:
             note(bad, "member_without_key", f"{shard}: {name}")
             continue
-        key = name[:dot]
         if key != current:
             samples.append((key, []))
             current = key
-        samples[-1][1].append((name[dot + 1:], offset, size))
+        samples[-1][1].append((ext, offset, size))
     return samples
+
+
+def split_name(name: str) -> tuple[str | None, str]:
+    """WebDataset's split of a member name: key = path up to the first dot of the file name."""
+    slash = name.rfind("/") + 1
+    dot = name.find(".", slash)
+    return (name[:dot], name[dot + 1:]) if dot > slash else (None, "")
 
 
 def sample_uids(samples: list[tuple[str, list]], buf: Any, shard: str, bad: dict) -> tuple[list[str], list[list]]:
@@ -180,7 +185,7 @@ def index_shard(task: dict[str, Any]) -> dict[str, Any]:
         if end.problem:
             note(bad, end.problem, f"{shard}: {end.detail}")
         samples = group_samples(members, shard, bad)
-        if end.problem and samples:
+        if end.problem and samples and (end.cut is None or split_name(end.cut)[0] == samples[-1][0]):
             samples.pop()  # it may have lost members past the damage
         _test_stall("index", task["position"], task["work"])
         uids, kept = sample_uids(samples, buf, shard, bad)

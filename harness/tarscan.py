@@ -26,11 +26,15 @@ class Member(NamedTuple):
 
 
 class ScanEnd(NamedTuple):
-    """How a walk ended: ``problem`` is None for a proper end-of-archive, else a kind + detail."""
+    """How a walk ended: ``problem`` is None for a proper end-of-archive, else a kind + detail.
+
+    ``cut`` names the member whose data was cut off when its header was still readable.
+    """
 
     problem: str | None
     detail: str
     offset: int
+    cut: str | None = None
 
 
 def _size(field: bytes) -> int:
@@ -78,6 +82,16 @@ def bad_checksums(buf, positions: list[int]) -> np.ndarray:
     return np.flatnonzero((stored != rest) & (stored != signed))
 
 
+def _member_name(hdr: bytes, long_name: bytes | None, pax: dict[bytes, bytes]) -> str:
+    """A member's full name: pax path, else GNU long name, else ustar prefix + name."""
+    name = pax.get(b"path") or long_name
+    if name is None:
+        name = hdr[:100].split(b"\0", 1)[0]
+        if hdr[345] and hdr[257:263] == b"ustar\0":
+            name = hdr[345:500].split(b"\0", 1)[0] + b"/" + name
+    return name.decode("utf-8", "replace")
+
+
 def _walk(buf, pos: int) -> tuple[list[Member], list[int], ScanEnd]:
     """The header walk proper: members, every header's position, and how the walk ended."""
     members: list[Member] = []
@@ -105,11 +119,12 @@ def _walk(buf, pos: int) -> tuple[list[Member], list[int], ScanEnd]:
         if size < 0:
             return members, positions, ScanEnd("corrupt_header", f"unreadable size field at byte {pos}", pos)
         typ, data = hdr[156:157], pos + BLOCK
+        name = None if typ in _META else _member_name(hdr, long_name, pax)
         if data + size > total:
             return members, positions, ScanEnd("truncated_tar", f"member data at byte {data} needs {size} "
-                                               f"bytes, {total - data} left", pos)
+                                               f"bytes, {total - data} left", pos, name)
         pos = data + (size + BLOCK - 1) // BLOCK * BLOCK
-        if typ in _META:
+        if name is None:
             if typ == b"x":
                 try:
                     pax = _pax_records(bytes(buf[data:data + size]))
@@ -119,10 +134,7 @@ def _walk(buf, pos: int) -> tuple[list[Member], list[int], ScanEnd]:
             elif typ == b"L":
                 long_name = bytes(buf[data:data + size]).split(b"\0", 1)[0]
             continue
-        name = pax.get(b"path") or long_name or hdr[:100].split(b"\0", 1)[0]
-        if hdr[345] and hdr[257:263] == b"ustar\0" and name is not long_name and b"path" not in pax:
-            name = hdr[345:500].split(b"\0", 1)[0] + b"/" + name
-        members.append(Member(name.decode("utf-8", "replace"), typ, data, size))
+        members.append(Member(name, typ, data, size))
         if long_name is not None or pax:
             long_name, pax = None, {}
 
