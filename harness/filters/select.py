@@ -17,9 +17,17 @@ from harness.errors import HarnessError
 SELECTION_KEYS = ("threshold", "fraction", "top_k")
 
 
-def _nth_largest(finite: np.ndarray, n: int) -> float:
-    """The value at index ``n`` of the descending order (0 = largest)."""
-    return -np.partition(-finite, n)[n]
+def _nth_largest(scores: np.ndarray, n: int) -> float:
+    """The value at index ``n`` of the descending order (0 = largest), NaN ranked last as in
+    DataComp's ``-np.sort(-x)``; past the last number, the smallest number (keep all but NaN)."""
+    nan = np.isnan(scores) if scores.dtype.kind == "f" else None
+    finite = scores[~nan] if nan is not None and nan.any() else scores
+    if not len(finite):
+        return math.inf
+    if n >= len(finite):
+        return finite.min()
+    k = len(finite) - 1 - n
+    return np.partition(finite, k)[k]
 
 
 def _threshold(scores: np.ndarray, value: float) -> float:
@@ -27,18 +35,11 @@ def _threshold(scores: np.ndarray, value: float) -> float:
 
 
 def _fraction(scores: np.ndarray, value: float) -> float:
-    n = int(len(scores) * value)
-    finite = scores[~np.isnan(scores)]
-    if n >= len(finite):
-        return finite.min() if len(finite) else math.inf
-    return _nth_largest(finite, n)
+    return _nth_largest(scores, int(len(scores) * value))
 
 
 def _top_k(scores: np.ndarray, value: int) -> float:
-    finite = scores[~np.isnan(scores)]
-    if value >= len(finite):
-        return finite.min() if len(finite) else math.inf
-    return _nth_largest(finite, value - 1)
+    return _nth_largest(scores, value - 1)
 
 
 MODES = {"threshold": _threshold, "fraction": _fraction, "top_k": _top_k}

@@ -16,6 +16,7 @@ from harness.filters.text import (char_counts, is_language, matches_vocabulary, 
                                   vocabulary_pattern, word_counts)
 from harness.uids import hex_to_pairs
 
+TINY_OBJECTS = "tiny_objects"  # the tiny suite's object task: the tiny world's concept vocabulary
 COMMONPOOL_ARCH = {"clip_score": "l14", "laion2b": "b32"}
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
@@ -111,7 +112,10 @@ def _vocabulary(info: PoolInfo, vocab: object) -> list[str]:
         return [str(v) for v in vocab]
     if vocab in (None, "auto"):
         names = info.meta.get("class_names") or info.meta.get("classnames")
-        return list(names) if names else imagenet_classnames()
+        if names:
+            return list(names)
+        tiny = info.root.parent / "evalsets" / TINY_OBJECTS / "classnames.txt"
+        return read_vocabulary(tiny) if info.meta.get("eval_tasks") and tiny.is_file() else imagenet_classnames()
     if vocab == "imagenet1k":
         return imagenet_classnames()
     if not Path(str(vocab)).is_file():
