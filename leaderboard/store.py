@@ -285,6 +285,17 @@ def _read_task_metrics(path: Path, suite_tasks: dict[str, str]) -> dict[str, dic
     return out
 
 
+def filter_of(spec: dict) -> dict:
+    """The entry's filter from S.json's described spec: a leaf's selection (threshold, fraction,
+    top_k) joins its params; an intersect/union keeps its whole tree under ``spec``."""
+    tree = {k: v for k, v in spec.items() if k != "source_hash"}
+    if "filters" in tree:
+        return {"name": tree["name"], "params": {}, "source_hash": spec.get("source_hash"), "spec": tree}
+    extra = {k: v for k, v in tree.items() if k not in ("name", "params")}
+    return {"name": tree["name"], "params": {**(tree.get("params") or {}), **extra},
+            "source_hash": spec.get("source_hash")}
+
+
 def _filter_part(run: Path, track: str) -> tuple[dict | None, dict | None, bool]:
     """(filter spec, subset, eligible) from filter/subset.json, cross-checked with the shards."""
     subset_json = run / "filter" / "subset.json"
@@ -295,8 +306,7 @@ def _filter_part(run: Path, track: str) -> tuple[dict | None, dict | None, bool]
     if shards.get("subset_sha256") not in (None, rep["subset_sha256"]):
         raise HarnessError(f"{run / 'reshard'} was made from subset {str(shards['subset_sha256'])[:12]}, "
                            f"not this run's filter output {rep['subset_sha256'][:12]}: rerun the reshard stage")
-    spec = rep["filter"]
-    filt = {"name": spec["name"], "params": dict(spec.get("params") or {}), "source_hash": spec.get("source_hash")}
+    filt = filter_of(rep["filter"])
     subset = {"sha256": rep["subset_sha256"], "size": int(rep["n_kept"]), "n_pool": rep.get("n_pool")}
     return filt, subset, bool(rep.get("eligible", True))
 

@@ -18,12 +18,20 @@ class Column(NamedTuple):
     numeric: bool
 
 
+def spec_text(spec: dict) -> str:
+    """``clip_score(threshold=0.3)``; compositions as ``intersect(basic, clip_score(...))``."""
+    if "filters" in spec:
+        return f"{spec['name']}({', '.join(spec_text(c) for c in spec['filters'])})"
+    params = {**(spec.get("params") or {}), **{k: v for k, v in spec.items() if k not in ("name", "params", "source_hash")}}
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "name")
+    return f"{spec['name']}({shown})" if shown else spec["name"]
+
+
 def _filter_text(e: dict) -> str:
     f = e["filter"]
     if f is None:
         return "—"
-    params = ", ".join(f"{k}={v}" for k, v in sorted(f["params"].items()) if k != "name")
-    return f"{f['name']}({params})" if params else f["name"]
+    return spec_text(f.get("spec") or {"name": f["name"], "params": f["params"]})
 
 
 BASE_COLUMNS = (

@@ -42,7 +42,7 @@ def tiny_recipe_hash() -> str:
 
 
 def make_run(root: Path, method: str = "basic", seed: int = 0, quality: float = 0.5, n_kept: int = 6000,
-             eligible: bool = True, **train_fields) -> Path:
+             eligible: bool = True, spec: dict | None = None, **train_fields) -> Path:
     """A finished run directory for the tiny scale with per-example eval arrays."""
     from evals.metrics import n_units, recompute
     from evals.registry import aggregate_members, load_suite
@@ -52,7 +52,7 @@ def make_run(root: Path, method: str = "basic", seed: int = 0, quality: float = 
     subset_sha = hashlib.sha256(f"{method}".encode()).hexdigest()
     (run / "filter").mkdir(parents=True)
     (run / "filter" / "subset.json").write_text(json.dumps({
-        "filter": {"name": method, "params": {"threshold": 0.3}, "source_hash": "ab" * 32},
+        "filter": {**(spec or {"name": method, "params": {}, "threshold": 0.3}), "source_hash": "ab" * 32},
         "eligible": eligible, "n_pool": 20000, "n_kept": n_kept, "subset_sha256": subset_sha}))
     (run / "reshard").mkdir()
     (run / "reshard" / "manifest.json").write_text(json.dumps({"n_samples": n_kept, "shards": [],
@@ -138,3 +138,14 @@ def test_entry_from_run_refuses_an_eval_of_another_checkpoint(tmp_path):
     scores.write_text(json.dumps({**json.loads(scores.read_text()), "checkpoint": "/elsewhere/epoch_1.pt"}))
     with pytest.raises(HarnessError, match="evaluated /elsewhere/epoch_1.pt, not the checkpoint train/ produced"):
         entry_from_run(run, "basic", "filtering", "tiny")
+
+
+def test_a_composed_filter_keeps_its_tree(tmp_path):
+    from leaderboard.store import entry_from_run
+    from leaderboard.table import _filter_text
+
+    spec = {"name": "intersect", "filters": [{"name": "image_based", "params": {"k": 100}},
+                                             {"name": "clip_score", "params": {"arch": "tiny"}, "fraction": 0.3}]}
+    entry = entry_from_run(make_run(tmp_path, "img-and-clip", spec=spec), "image ∩ clip", "filtering", "tiny")
+    assert entry["filter"] == {"name": "intersect", "params": {}, "source_hash": "ab" * 32, "spec": spec}
+    assert _filter_text(entry) == "intersect(image_based(k=100), clip_score(arch=tiny, fraction=0.3))"
