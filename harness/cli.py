@@ -116,9 +116,27 @@ def run_command(argv: Sequence[str]) -> int:
             print(f"harness {' '.join(key)}: {cmd.help}\n\nkeys (??? = required):")
         print(_to_yaml(cfg))
         return 0
+    missing = _missing_keys(cfg)
+    if missing:
+        raise HarnessError(f"harness {' '.join(key)}: missing required key(s) {', '.join(missing)} "
+                           f"(e.g. {missing[0]}=...; see harness {' '.join(key)} --help)")
     module, func = cmd.target.split(":")
     status = getattr(importlib.import_module(module), func)(cfg)
     return int(status or 0)
+
+
+def _missing_keys(cfg, prefix: str = "") -> list[str]:
+    """Dotted names of ``???`` values, so a missing key is one line, not an OmegaConf traceback."""
+    from omegaconf import DictConfig, OmegaConf
+
+    out = []
+    for k in cfg:
+        name = f"{prefix}{k}"
+        if OmegaConf.is_missing(cfg, k):
+            out.append(name)
+        elif isinstance(cfg[k], DictConfig):
+            out += _missing_keys(cfg[k], f"{name}.")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:

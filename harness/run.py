@@ -131,7 +131,9 @@ def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
     from leaderboard.store import add_entry, entry_from_run, rank_of
 
     name = ctx.cfg.get("method_name") or ctx.cfg["filter"].get("name", "filter")
-    entry = entry_from_run(ctx.work, name, ctx.cfg["track"]["name"], cfg_scale(ctx))
+    subset = json.loads((ctx.work / "filter" / "subset.json").read_text())
+    reference = not subset.get("eligible", True)
+    entry = entry_from_run(ctx.work, name, ctx.cfg["track"]["name"], cfg_scale(ctx), reference=reference)
     entry_id = add_entry(Path(ctx.cfg["leaderboard_dir"]), entry)
     return {"id": entry_id, "rank": rank_of(Path(ctx.cfg["leaderboard_dir"]), entry)}
 

@@ -41,3 +41,10 @@ def test_plugin_filter_spec_is_rewritten():
         "filter=plugin", "++filter.name=my.py:keep", "++filter.fraction=0.3"]
     with pytest.raises(HarnessError, match="not key=value"):
         rewrite_overrides(["oops"])
+
+
+def test_missing_required_key_is_one_line(cli):
+    res = cli("reshard", "pool_dir=/p")
+    assert res.returncode == 2
+    assert "missing required key(s) subset, out_dir" in res.stderr
+    assert "Traceback" not in res.stderr
