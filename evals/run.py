@@ -94,9 +94,8 @@ def _task_data(task, data_dir: str | None, stream: bool):
     return None, f"data not found: {where}" + ("" if stream else " (download it with `harness eval download`, or stream=true)")
 
 
-def _context(checkpoint: str, model: str, device: str, **kw):
+def _context(checkpoint: str, model: str, device: str, sha: str, **kw):
     from evals.tasks_eval import Context
-    from harness.manifest import sha256_file
     from harness.models import load_checkpoint
 
     if device == "auto":
@@ -104,8 +103,7 @@ def _context(checkpoint: str, model: str, device: str, **kw):
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     net, preprocess, tokenizer = load_checkpoint(checkpoint, model, device=device)
-    sha = sha256_file(checkpoint)
-    return Context(model=net, preprocess=preprocess, tokenizer=tokenizer, device=device, model_id=sha, **kw), sha
+    return Context(model=net, preprocess=preprocess, tokenizer=tokenizer, device=device, model_id=sha, **kw)
 
 
 def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, out_dir: str | Path,
@@ -115,14 +113,18 @@ def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, ou
     """Evaluate ``checkpoint`` (an open_clip ``model``) on ``suite`` (or its ``tasks``); returns scores.json."""
     from evals.registry import load_suite, select
     from evals.tasks_eval import EVALUATORS
+    from harness.manifest import sha256_file
 
     suite_tasks = load_suite(suite)
     todo = select(suite_tasks, list(tasks) if tasks else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx, sha = _context(str(checkpoint), model, device, batch_size=batch_size, workers=workers,
-                        text_cache=text_cache, progress=progress)
+    if not Path(checkpoint).is_file():
+        raise HarnessError(f"checkpoint not found: {checkpoint}")
+    sha = sha256_file(checkpoint)
     done = _read_results(out / RESULTS, sha, overwrite)
+    ctx = _context(str(checkpoint), model, device, sha, batch_size=batch_size, workers=workers,
+                   text_cache=text_cache, progress=progress)
     unavailable, timing = {}, {}
     for task in todo:
         if task.key in done:
@@ -194,7 +196,13 @@ def main(cfg) -> int:
 
 def print_scores(scores: dict) -> None:
     for name, value in scores["aggregates"].items():
-        shown = f"{value:.4f}" if value is not None else f"n/a (missing {len(scores['missing'][name])}: {', '.join(scores['missing'][name][:4])}{' ...' if len(scores['missing'][name]) > 4 else ''})"
+        absent = scores["missing"].get(name)
+        if value is not None:
+            shown = f"{value:.4f}"
+        elif absent:
+            shown = f"n/a, missing {len(absent)}: {', '.join(absent[:4])}{' ...' if len(absent) > 4 else ''}"
+        else:
+            shown = "n/a, no task of this suite"
         print(f"{name:>22}: {shown}")
 
 
