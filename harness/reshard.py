@@ -24,7 +24,7 @@ from harness.engine import map_tasks
 from harness.errors import HarnessError
 from harness.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
 from harness.pool import SHARD_PATTERN, STATS_PATTERN
-from harness.reshard_tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uids_digest,
+from harness.reshard_tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
                                    write_json_atomic, write_shard)
 from harness.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_subset, sort_pairs, write_subset
 
@@ -160,7 +160,7 @@ def make_plan(results: list[dict[str, Any]], subset: np.ndarray, shard_size: int
     src = np.repeat(np.arange(len(results)), counts)
     uids = [u for r in results for u in r["uids"]]
     members = [m for r in results for m in r["members"]]
-    pairs = hex_to_pairs(uids)
+    pairs = uid_pairs(uids)
     _, first = np.unique(pair_keys(pairs), return_index=True)
     keep = np.zeros(len(uids), bool)
     keep[first] = True

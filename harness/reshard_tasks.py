@@ -23,7 +23,7 @@ import numpy as np
 from harness import tarscan
 from harness.errors import HarnessError
 from harness.pool import SHARD_PATTERN, write_stats
-from harness.uids import hex_to_pairs, pair_keys
+from harness.uids import UID_DTYPE, pair_keys
 
 # every kind of bad input the resharder counts (manifest ``bad_input``), and what it means
 BAD_KINDS = {
@@ -161,6 +161,14 @@ def check_stats(stats: Path, n_samples: int, shard: str, bad: dict) -> None:
         note(bad, "stats_mismatch", f"{shard}: {stats.name} says {successes} samples, tar has {n_samples}")
 
 
+def uid_pairs(uids: list[str]) -> np.ndarray:
+    """Validated hex uids → ``u8,u8`` pairs, without Arrow (whose first list conversion imports pandas)."""
+    raw = np.frombuffer(bytes.fromhex("".join(uids)), dtype=">u8").reshape(-1, 2)
+    pairs = np.empty(len(uids), UID_DTYPE)
+    pairs["f0"], pairs["f1"] = raw[:, 0], raw[:, 1]
+    return pairs
+
+
 def selected(pairs: np.ndarray, subset_keys: str) -> np.ndarray:
     """Membership in the subset by binary search in its sorted 16-byte keys, memory-mapped."""
     keys = np.load(subset_keys, mmap_mode="r", allow_pickle=False)
@@ -190,7 +198,7 @@ def index_shard(task: dict[str, Any]) -> dict[str, Any]:
         _test_stall("index", task["position"], task["work"])
         uids, kept = sample_uids(samples, buf, shard, bad)
     check_stats(Path(task["stats"]), len(samples), shard, bad)
-    keep = np.flatnonzero(selected(hex_to_pairs(uids, where=shard), task["subset_keys"]))
+    keep = np.flatnonzero(selected(uid_pairs(uids), task["subset_keys"]))
     result = {"shard": shard, "n_samples": len(samples), "n_with_uid": len(uids),
               "uids": [uids[i] for i in keep], "members": [kept[i] for i in keep], **bad}
     write_json_atomic(Path(task["cache"]), result)
