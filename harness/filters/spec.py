@@ -72,7 +72,10 @@ def expand(spec: dict | str) -> dict:
             raise HarnessError(f"filter spec file not found: {path}")
         rest = {k: v for k, v in spec.items() if k != "name"}
         return expand({**_yaml(path), **rest})
-    return {**defaults(name), **spec}
+    base = defaults(name)
+    if base.get("name", name) != name:  # a preset such as image_based_intersect_clip_score
+        return expand({**base, **{k: v for k, v in spec.items() if k != "name"}})
+    return {**base, **spec}
 
 
 def _check_params(label: str, decl: FilterDecl, params: dict) -> None:
