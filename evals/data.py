@@ -20,7 +20,6 @@ import numpy as np
 from harness.errors import HarnessError
 
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
-HUB_URL = "https://huggingface.co/datasets/{repo}/resolve/main/{path}"
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,14 @@ class TaskData:
 def _read_text(root: str, rel: str, remote: bool) -> str | None:
     if remote:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
         try:
             return Path(hf_hub_download(root, rel, repo_type="dataset")).read_text()
         except EntryNotFoundError:
             return None
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+            raise HarnessError(f"cannot read hf://datasets/{root}/{rel}: {str(exc).splitlines()[0]}") from None
     path = Path(root) / rel
     return path.read_text() if path.is_file() else None
 
@@ -66,7 +67,9 @@ def open_task(root: str, kind: str, remote: bool = False) -> TaskData:
     except ValueError:
         raise HarnessError(f"{where}/test/nshards.txt does not hold an integer: {nshards_text.strip()[:40]!r}") from None
     if remote:
-        urls = tuple(f"pipe:curl -s -L --fail {HUB_URL.format(repo=root, path=f'test/{i}.tar')}" for i in range(nshards))
+        from huggingface_hub import constants
+
+        urls = tuple(f"{constants.ENDPOINT}/datasets/{root}/resolve/main/test/{i}.tar" for i in range(nshards))
     else:
         found = sorted(p.name for p in (Path(root) / "test").glob("*.tar"))
         expected = [f"{i}.tar" for i in range(nshards)]

@@ -17,6 +17,16 @@ from evals.export import write_wds_task
 COMMIT = "a" * 40
 
 
+def png(color) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 24), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def hub_handler(root: Path):
     """The Hub endpoints huggingface_hub uses for a dataset snapshot: revision info, tree
     listing (tar files as LFS: sha256 + size; small files as git blobs), resolve (HEAD/GET)."""
@@ -78,7 +88,8 @@ def hub_handler(root: Path):
 @pytest.fixture
 def hub(tmp_path):
     root = tmp_path / "hub"
-    write_wds_task(root / "djghosh" / "wds_cifar10_test", [{"png": b"x" * 50, "cls": i % 10} for i in range(30)],
+    pngs = [png((25 * i, 200 - 20 * i, 90)) for i in range(10)]
+    write_wds_task(root / "djghosh" / "wds_cifar10_test", [{"png": pngs[i % 10], "cls": i % 10} for i in range(30)],
                    [f"class{i}" for i in range(10)], ["a photo of a {c}."], shard_size=10)
     (root / "djghosh" / "wds_cifar10_test" / "README.md").write_text("not needed by the reader\n")
     write_wds_task(root / "clip-benchmark" / "wds_flickr30k", [{"jpg": b"y" * 40, "txt": "a\nb"} for _ in range(5)],
@@ -120,3 +131,22 @@ def test_download_verifies_and_resumes(hub, tmp_path, cli):
     assert shard.read_bytes() == (src / "test" / "1.tar").read_bytes()
     missing = cli("eval", "download", f"data_dir={data}", "tasks=[vtab/dtd]", env=env)
     assert missing.returncode == 2 and "vtab/dtd" in missing.stdout and "failed" in missing.stderr
+
+
+def test_eval_streams_from_the_hub_when_asked(hub, tmp_path, cli):
+    import open_clip
+    import torch
+
+    from harness.models import register_model_configs
+
+    register_model_configs()
+    model, _, _ = open_clip.create_model_and_transforms("harness-tiny-32")
+    ckpt = tmp_path / "ck.pt"
+    torch.save({"state_dict": model.state_dict()}, ckpt)
+    env = {"HF_ENDPOINT": hub["url"], "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "hfhome")}
+    args = ["eval", f"checkpoint={ckpt}", "scale=tiny", "suite=datacomp", "tasks=[cifar10]", "progress=false",
+            "workers=0", f"data_dir={tmp_path / 'empty'}"]
+    streamed = cli(*args, "stream=true", f"out_dir={tmp_path / 'b'}", env=env)
+    assert streamed.returncode == 0, streamed.stderr
+    row = json.loads((tmp_path / "b" / "eval_results.jsonl").read_text())
+    assert row["key"] == "cifar10" and row["metrics"]["n_examples"] == 30 and row["metrics"]["n_undecodable"] == 0
