@@ -29,6 +29,13 @@ def available() -> list[str]:
     return sorted(_entry_points())
 
 
+def presets() -> list[str]:
+    """Names with a YAML in conf/filter (built-ins' defaults, intersect/union, composed presets)."""
+    from harness.cli import group_options
+
+    return [n for n in group_options("filter") if n != "plugin"]
+
+
 def is_file_ref(ref: str) -> bool:
     return ":" in ref and ref.rsplit(":", 1)[0].endswith(".py")
 
@@ -71,10 +78,11 @@ def resolve(ref: str) -> FilterDecl:
         return _load_file(ref)
     eps = _entry_points()
     if ref not in eps:
-        near = difflib.get_close_matches(ref, list(eps), n=3)
+        known = sorted(set(eps) | set(presets()))
+        near = difflib.get_close_matches(ref, known, n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise HarnessError(f"unknown filter {ref!r}{hint} (installed: {', '.join(sorted(eps))}; "
-                           "or give path/to/file.py:func)")
+        raise HarnessError(f"unknown filter {ref!r}{hint} (known: {', '.join(known)}; "
+                           "or give path/to/file.py:func or path/to/spec.yaml)")
     try:
         fn = eps[ref].load()
     except Exception as exc:
