@@ -20,6 +20,23 @@ RESULTS = "eval_results.jsonl"
 SCORES = "scores.json"
 
 
+def default_suite(model: str) -> str:
+    """The eval suite of the recipes that train ``model`` (tiny model -> tiny), else DataComp's."""
+    from tracks.recipes import RECIPES
+
+    suites = {r.eval_suite for r in RECIPES.values() if r.model == model}
+    return suites.pop() if len(suites) == 1 else "datacomp"
+
+
+def default_data_dir(suite: str, world_seed: int = 0) -> str | None:
+    """The cached tiny world's eval sets (where `harness run` makes them) for the tiny suite."""
+    if suite != "tiny":
+        return None
+    from harness.run import cache_dir
+
+    return str(cache_dir() / f"tiny-world-seed{world_seed}" / "evalsets")
+
+
 def _read_results(path: Path, sha: str, overwrite: bool) -> dict[str, dict]:
     """Finished tasks of this checkpoint; a trailing partial line (crash mid-write) is dropped."""
     if not path.is_file():
@@ -107,15 +124,16 @@ def _context(checkpoint: str, model: str, device: str, sha: str, **kw):
 
 
 def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, out_dir: str | Path,
-             tasks: list[str] | None = None, suite: str = "datacomp", batch_size: int = 256, workers: int = 2,
+             tasks: list[str] | None = None, suite: str | None = None, batch_size: int = 256, workers: int = 2,
              device: str = "auto", stream: bool = False, progress: bool = True, text_cache: bool = True,
              overwrite: bool = False) -> dict:
-    """Evaluate ``checkpoint`` (an open_clip ``model``) on ``suite`` (or its ``tasks``); returns scores.json."""
+    """Evaluate ``checkpoint`` (an open_clip ``model``) on ``suite`` (None: :func:`default_suite`)
+    or its ``tasks``; returns what it writes to scores.json."""
     from evals.registry import load_suite, select
     from evals.tasks_eval import EVALUATORS
     from harness.manifest import sha256_file
 
-    suite_tasks = load_suite(suite)
+    suite_tasks = load_suite(suite or default_suite(model))
     todo = select(suite_tasks, list(tasks) if tasks else None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +164,7 @@ def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, ou
         done[task.key] = row
         print(f"{task.key}: {task.main_metric or 'no main metric'} = {metrics['main_metric']}")
     scores = scores_of(suite_tasks, done) | {
-        "suite": suite, "checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha, "model": model,
+        "suite": suite or default_suite(model), "checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha, "model": model,
         "evaluated": [t.key for t in todo if t.key in done], "unavailable": unavailable, "timing": timing}
     tmp = out / (SCORES + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2))
@@ -186,8 +204,9 @@ def main(cfg) -> int:
     tasks = cfg.get("tasks")
     if isinstance(tasks, str):
         tasks = [t for t in tasks.split(",") if t]
-    scores = evaluate(ckpt, arch, cfg.get("data_dir"), cfg.out_dir, tasks=list(tasks) if tasks else None,
-                      suite=cfg.get("suite") or default_suite, batch_size=int(cfg.batch_size), workers=int(cfg.workers),
+    suite = cfg.get("suite") or default_suite
+    data_dir = cfg.get("data_dir") or default_data_dir(suite, int(cfg.get("world_seed") or 0))
+    scores = evaluate(ckpt, arch, data_dir, cfg.out_dir, tasks=list(tasks) if tasks else None, suite=suite, batch_size=int(cfg.batch_size), workers=int(cfg.workers),
                       device=str(cfg.device), stream=bool(cfg.stream), progress=bool(cfg.progress),
                       text_cache=bool(cfg.text_cache), overwrite=bool(cfg.overwrite))
     print_scores(scores)
