@@ -12,9 +12,11 @@ import hashlib
 import json
 import mmap
 import os
+import queue
 import re
+import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -44,6 +46,7 @@ BAD_KINDS = {
 EXAMPLES_PER_KIND = 5
 IMAGE_EXTS = frozenset(("jpg", "jpeg", "png", "webp"))
 FLUSH_BYTES = 8 << 20
+MAX_OPEN_INPUTS = 256
 STALL_ENV = "HARNESS_RESHARD_STALL"
 _UID = re.compile(r"[0-9a-f]{32}")
 _ZEROS = bytes(tarscan.BLOCK)
@@ -96,7 +99,7 @@ def group_samples(members: list[tarscan.Member], shard: str, bad: dict) -> list[
     current = None
     for name, typ, offset, size in members:
         if typ not in tarscan.REGULAR:
-            note(bad, "non_regular_member", f"{shard}: {name} (type {typ.decode(errors='replace')!r})")
+            note(bad, "non_regular_member", f"{shard}: {name} (type {chr(typ)!r})")
             continue
         if name.startswith("/") or ".." in name.split("/"):
             note(bad, "unsafe_member_name", f"{shard}: {name}")
@@ -214,30 +217,106 @@ def check_written(path: Path, names: list[str]) -> None:
     """Read a written shard's headers back: a complete archive holding exactly ``names`` in order."""
     with mapped(path) as buf:
         members, end = tarscan.scan(buf)
-    found = [m.name for m in members if m.type in tarscan.REGULAR]
+    found = [name for name, typ, _, _ in members if typ in tarscan.REGULAR]
     if end.problem or found != names or len(found) != len(members):
         raise HarnessError(f"{path}: written shard does not read back as planned "
                            f"({end.problem or 'member list differs'}); rerun to rewrite it")
 
 
-def _append_sample(buf: bytearray, view: Any, uid: str, members: list, boxes: list | None,
-                   names: list[str]) -> bool:
-    """Append one sample's members under ``<uid>.<ext>`` headers; images are decoded only to blur.
-
-    The slices of the input map live only in here, so the map can be closed after the task.
+class _HashingWriter:
+    """Fills fixed buffers (input bytes land in place through ``preadv``) while a thread hashes and
+    writes the full ones. sha256 and write release the GIL, so copying and hashing overlap and a
+    lone last output shard still keeps two cores busy.
     """
+
+    def __init__(self, fh: Any, buffer_bytes: int = FLUSH_BYTES, n_buffers: int = 3) -> None:
+        self.fh, self.sha, self.error, self.total = fh, hashlib.sha256(), None, 0
+        self.free: queue.Queue = queue.Queue()
+        self.full: queue.Queue = queue.Queue()
+        for _ in range(n_buffers):
+            self.free.put(bytearray(buffer_bytes))
+        self.buf = self.free.get()
+        self.view, self.pos = memoryview(self.buf), 0
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while (item := self.full.get()) is not None:
+            buf, n = item
+            if self.error is None:
+                try:
+                    with memoryview(buf)[:n] as data:
+                        self.sha.update(data)
+                        self.fh.write(data)
+                except BaseException as exc:  # handed to the caller in close()
+                    self.error = exc
+            self.free.put(buf)
+
+    def _rotate(self) -> None:
+        self.view.release()
+        self.full.put((self.buf, self.pos))
+        self.buf = self.free.get()
+        self.view, self.pos = memoryview(self.buf), 0
+
+    def put(self, data: bytes) -> None:
+        """Append bytes we made (headers, padding, blurred images)."""
+        done = 0
+        self.total += len(data)
+        while done < len(data):
+            n = min(len(self.buf) - self.pos, len(data) - done)
+            self.view[self.pos:self.pos + n] = data[done:done + n]
+            self.pos, done = self.pos + n, done + n
+            if self.pos == len(self.buf):
+                self._rotate()
+
+    def copy(self, fd: int, offset: int, size: int, where: str) -> None:
+        """Append ``size`` bytes of an input file from ``offset``, read straight into the buffer."""
+        self.total += size
+        while size:
+            n = min(len(self.buf) - self.pos, size)
+            got = os.preadv(fd, [self.view[self.pos:self.pos + n]], offset)
+            if got != n:
+                raise HarnessError(f"{where}: input shard changed while resharding (short read at byte {offset})")
+            self.pos, offset, size = self.pos + n, offset + n, size - n
+            if self.pos == len(self.buf):
+                self._rotate()
+
+    def close(self) -> str:
+        """Write what is left, stop the thread, return the sha256 of everything written."""
+        self._rotate()
+        self.full.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.sha.hexdigest()
+
+
+def _write_sample(out: _HashingWriter, fd: int, uid: str, members: list, boxes: list | None,
+                  names: list[str], where: str) -> bool:
+    """Append one sample's members under ``<uid>.<ext>`` headers; images are decoded only to blur."""
     blurred = False
     for ext, offset, size in members:
-        data = view[offset:offset + size]
         if boxes and ext.lower() in IMAGE_EXTS:
             from harness.blur import blur_faces
 
-            data, ext, blurred = blur_faces(bytes(data), boxes), "webp", True
+            data = blur_faces(os.pread(fd, size, offset), boxes)
+            ext, blurred, size = "webp", True, len(data)
+        else:
+            data = None
         names.append(f"{uid}.{ext}")
-        buf += tarscan.member_header(names[-1], len(data))
-        buf += data
-        buf += _ZEROS[:tarscan.padding(len(data))]
+        out.put(tarscan.member_header(names[-1], size))
+        if data is None:
+            out.copy(fd, offset, size, where)
+        else:
+            out.put(data)
+        out.put(_ZEROS[:tarscan.padding(size)])
     return blurred
+
+
+def _close_all(fds: dict[int, int]) -> None:
+    for fd in fds.values():
+        os.close(fd)
+    fds.clear()
 
 
 def write_shard(task: dict[str, Any]) -> dict[str, Any]:
@@ -251,34 +330,32 @@ def write_shard(task: dict[str, Any]) -> dict[str, Any]:
     name, boxes = SHARD_PATTERN.format(index), task.get("boxes") or {}
     tmp = out / f".{name}.tmp"
     stall_at = len(samples) // 2 if os.environ.get(STALL_ENV) == f"write:{index}" else -1
-    sha, names, n_blurred = hashlib.sha256(), [], 0
-    buf = bytearray()
-
-    def flush() -> None:
-        sha.update(buf)
-        fh.write(buf)
-        buf.clear()
-
-    with ExitStack() as stack, open(tmp, "wb") as fh:
-        views: dict[int, memoryview] = {}
-        for k, (src, uid, members) in enumerate(samples):
-            if k == stall_at:
-                flush()
-                fh.flush()
-                _test_stall("write", index, task["work"])
-            if src not in views:
-                views[src] = memoryview(stack.enter_context(mapped(task["inputs"][src])))
-                stack.callback(views[src].release)
-            n_blurred += _append_sample(buf, views[src], uid, members, boxes.get(uid), names)
-            if len(buf) >= FLUSH_BYTES:
-                flush()
-        buf += tarscan.end_of_archive(fh.tell() + len(buf))
-        flush()
-        written = fh.tell()
+    names: list[str] = []
+    n_blurred = 0
+    fds: dict[int, int] = {}
+    try:
+        with open(tmp, "wb", buffering=0) as fh:
+            writer = _HashingWriter(fh)
+            for k, (src, uid, members) in enumerate(samples):
+                if k == stall_at:
+                    writer._rotate()
+                    time.sleep(0.5)  # let the writer thread put the first half on disk
+                    _test_stall("write", index, task["work"])
+                if src not in fds:
+                    if len(fds) >= MAX_OPEN_INPUTS:  # a shuffled shard draws from every input
+                        _close_all(fds)
+                    fds[src] = os.open(task["inputs"][src], os.O_RDONLY)
+                path = task["inputs"][src]
+                n_blurred += _write_sample(writer, fds[src], uid, members, boxes.get(uid), names, path)
+            writer.put(tarscan.end_of_archive(writer.total))
+            sha = writer.close()
+            written = fh.tell()
+    finally:
+        _close_all(fds)
     check_written(tmp, names)
     tmp.replace(out / name)
     write_stats(out, index, len(samples))
-    record = {"index": index, "name": name, "n_samples": len(samples), "sha256": sha.hexdigest(),
+    record = {"index": index, "name": name, "n_samples": len(samples), "sha256": sha,
               "size": written, "uids_sha256": uids_digest([s[1] for s in samples]), "blurred": n_blurred}
     write_json_atomic(Path(task["work"]) / "done" / f"{index:08d}.json", record)
     return record

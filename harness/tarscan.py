@@ -15,14 +15,12 @@ import numpy as np
 BLOCK = 512
 RECORD = 20 * BLOCK  # tarfile pads archives to this; readers accept either
 ZERO_BLOCK = bytes(BLOCK)
-REGULAR = frozenset((b"0", b"\0", b"7"))  # regular, old-style regular, contiguous
+REGULAR = frozenset(b"0\x007")  # typeflags of regular files: "0", NUL (old style), "7" (contiguous)
 
 
-class Member(NamedTuple):
-    name: str
-    type: bytes  # the typeflag byte, e.g. b"0"; pax/GNU long-name records are folded in
-    offset: int  # first byte of the member's data
-    size: int
+# a member as scan() returns it: (name, typeflag byte e.g. ord("0"), offset of its data, size);
+# pax / GNU long-name records are folded into the name
+Member = tuple[str, int, int, int]
 
 
 class ScanEnd(NamedTuple):
@@ -58,27 +56,31 @@ def _pax_records(data: bytes) -> dict[bytes, bytes]:
     return out
 
 
-def bad_checksums(buf, positions: list[int]) -> np.ndarray:
-    """Indices of the headers at ``positions`` whose stored checksum is wrong (vectorised).
+def _headers(buf, positions: list[int]) -> np.ndarray:
+    """The header blocks at ``positions`` as an (n, 512) uint8 array (one gather, no copies per header)."""
+    if not positions:
+        return np.zeros((0, BLOCK), np.uint8)
+    pos = np.asarray(positions, np.int64)
+    base = int(pos[0]) % BLOCK  # headers sit on 512-byte blocks counted from the archive start
+    blocks = np.frombuffer(buf, np.uint8, (len(buf) - base) // BLOCK * BLOCK, base).reshape(-1, BLOCK)
+    out = blocks[(pos - base) // BLOCK]
+    del blocks
+    return out
+
+
+def bad_checksums(hdrs: np.ndarray) -> np.ndarray:
+    """Indices of headers whose stored checksum is wrong (vectorised).
 
     The stored octal field is parsed digit by digit; the sum treats the field as 8 spaces.
     Both unsigned and signed byte sums are accepted, as tarfile does.
     """
-    if not positions:
-        return np.zeros(0, np.intp)
-    pos = np.asarray(positions, np.int64)
-    base = int(pos[0]) % BLOCK  # headers sit on 512-byte blocks counted from the archive start
-    arr = np.frombuffer(buf, np.uint8, (len(buf) - base) // BLOCK * BLOCK, base).reshape(-1, BLOCK)
-    hdrs = arr[(pos - base) // BLOCK]
     field = hdrs[:, 148:156]
     stored = np.zeros(len(hdrs), np.int64)
     for j in range(8):
         digit = field[:, j].astype(np.int64) - 48
-        ok = (digit >= 0) & (digit <= 7)
-        stored = np.where(ok, stored * 8 + digit, stored)
+        stored = np.where((digit >= 0) & (digit <= 7), stored * 8 + digit, stored)
     rest = hdrs.sum(axis=1, dtype=np.int64) - field.sum(axis=1, dtype=np.int64) + 8 * 32
     signed = rest - 256 * (hdrs > 127).sum(axis=1) + 256 * (field > 127).sum(axis=1)
-    del arr, hdrs
     return np.flatnonzero((stored != rest) & (stored != signed))
 
 
@@ -92,69 +94,104 @@ def _member_name(hdr: bytes, long_name: bytes | None, pax: dict[bytes, bytes]) -
     return name.decode("utf-8", "replace")
 
 
-def _walk(buf, pos: int) -> tuple[list[Member], list[int], ScanEnd]:
-    """The header walk proper: members, every header's position, and how the walk ended."""
-    members: list[Member] = []
+class _Walk(NamedTuple):
+    positions: list[int]  # every header, extended-header records included
+    sizes: list[int]
+    types: list[int]
+    names: dict[int, str]  # header index → name given by a preceding pax / GNU long-name record
+    end: ScanEnd
+
+
+def _walk(buf, pos: int) -> _Walk:
+    """The header walk proper: per header only a few byte reads; names and checksums come later, vectorised."""
     positions: list[int] = []
+    sizes: list[int] = []
+    types: list[int] = []
+    names: dict[int, str] = {}
     total = len(buf)
     long_name: bytes | None = None
     pax: dict[bytes, bytes] = {}
     while True:
         if pos + BLOCK > total:
             why = "no end-of-archive marker" if pos == total else "archive ends inside a header"
-            return members, positions, ScanEnd("truncated_tar", why, pos)
-        hdr = buf[pos:pos + BLOCK]
-        if hdr == ZERO_BLOCK:
-            return members, positions, ScanEnd(None, "", pos)
-        positions.append(pos)
+            return _Walk(positions, sizes, types, names, ScanEnd("truncated_tar", why, pos))
+        if not buf[pos] and buf[pos:pos + BLOCK] == ZERO_BLOCK:
+            return _Walk(positions, sizes, types, names, ScanEnd(None, "", pos))
         try:
-            size = int(hdr[124:135], 8) if hdr[135] in (0, 32) else -1  # the common "%011o\\0"
-        except ValueError:
-            size = -1
-        try:
-            if size < 0 or pax:
-                size = int(pax[b"size"]) if b"size" in pax else _size(hdr[124:136])
+            size = int(buf[pos + 124:pos + 135], 8) if buf[pos + 135] in (0, 32) and not pax else -1
         except ValueError:
             size = -1
         if size < 0:
-            return members, positions, ScanEnd("corrupt_header", f"unreadable size field at byte {pos}", pos)
-        typ, data = hdr[156:157], pos + BLOCK
-        name = None if typ in _META else _member_name(hdr, long_name, pax)
+            try:
+                size = int(pax[b"size"]) if b"size" in pax else _size(buf[pos + 124:pos + 136])
+            except ValueError:
+                size = -1
+        if size < 0:
+            end = ScanEnd("corrupt_header", f"unreadable size field at byte {pos}", pos)
+            return _Walk(positions, sizes, types, names, end)
+        typ, data = buf[pos + 156], pos + BLOCK
+        positions.append(pos)
+        sizes.append(size)
+        types.append(typ)
         if data + size > total:
-            return members, positions, ScanEnd("truncated_tar", f"member data at byte {data} needs {size} "
-                                               f"bytes, {total - data} left", pos, name)
-        pos = data + (size + BLOCK - 1) // BLOCK * BLOCK
-        if name is None:
-            if typ == b"x":
-                try:
+            hdr = buf[pos:pos + BLOCK]
+            if bad_checksums(np.frombuffer(hdr, np.uint8).reshape(1, BLOCK)).size:
+                end = ScanEnd("corrupt_header", f"bad header checksum at byte {pos}", pos)
+            else:
+                cut = None if typ in _META else _member_name(hdr, long_name, pax)
+                end = ScanEnd("truncated_tar", f"member data at byte {data} needs {size} bytes, "
+                              f"{total - data} left", pos, cut)
+            return _Walk(positions[:-1], sizes[:-1], types[:-1], names, end)
+        if typ in _META:
+            try:
+                if typ == 120:  # "x": pax extended header for the next member
                     pax = _pax_records(bytes(buf[data:data + size]))
-                except ValueError:
-                    return members, positions, ScanEnd("corrupt_header", f"unreadable pax header at byte {data}",
-                                                       data)
-            elif typ == b"L":
-                long_name = bytes(buf[data:data + size]).split(b"\0", 1)[0]
-            continue
-        members.append(Member(name, typ, data, size))
-        if long_name is not None or pax:
+                elif typ == 76:  # "L": GNU long name for the next member
+                    long_name = bytes(buf[data:data + size]).split(b"\0", 1)[0]
+            except ValueError:
+                end = ScanEnd("corrupt_header", f"unreadable pax header at byte {data}", data)
+                return _Walk(positions, sizes, types, names, end)
+        elif long_name is not None or pax:
+            names[len(positions) - 1] = _member_name(buf[pos:pos + BLOCK], long_name, pax)
             long_name, pax = None, {}
+        pos = data + (size + BLOCK - 1) // BLOCK * BLOCK
 
 
-_META = frozenset((b"x", b"g", b"L", b"K"))
+_META = frozenset(b"xgLK")
+
+
+def _names(hdrs: np.ndarray, given: dict[int, str]) -> list[str]:
+    """Member names from the header blocks: the name field, with the ustar prefix where there is one."""
+    raw = np.ascontiguousarray(hdrs[:, :100]).view("S100").ravel().tolist()
+    names = [n.decode("utf-8", "replace") if b"\0" not in n else n.split(b"\0", 1)[0].decode("utf-8", "replace")
+             for n in raw]
+    prefixed = np.flatnonzero((hdrs[:, 345] != 0) & (hdrs[:, 257:263] == np.frombuffer(b"ustar\0", np.uint8)).all(1))
+    for i in prefixed.tolist():
+        names[i] = _member_name(hdrs[i].tobytes(), None, {})
+    for i, name in given.items():
+        names[i] = name
+    return names
 
 
 def scan(buf, start: int = 0) -> tuple[list[Member], ScanEnd]:
     """Walk the member headers of ``buf`` (bytes or mmap) without touching member data.
 
-    Returns the members found and how the walk ended: ``truncated_tar`` when a header or a
+    Returns the members found, as (name, type, data offset, size), and how the walk ended: ``truncated_tar`` when a header or a
     member's data runs past the end (or the end-of-archive blocks are absent), ``corrupt_header``
     when a header fails its checksum. Members before the problem are returned.
     """
-    members, positions, end = _walk(buf, start)
-    bad = bad_checksums(buf, positions)
+    walk = _walk(buf, start)
+    positions, sizes, types, end = walk.positions, walk.sizes, walk.types, walk.end
+    hdrs = _headers(buf, positions)
+    bad = bad_checksums(hdrs)
     if bad.size:
-        first = positions[int(bad[0])]
-        members = [m for m in members if m.offset <= first]
-        end = ScanEnd("corrupt_header", f"bad header checksum at byte {first}", first)
+        cut = int(bad[0])
+        end = ScanEnd("corrupt_header", f"bad header checksum at byte {positions[cut]}", positions[cut])
+        positions, sizes, types, hdrs = positions[:cut], sizes[:cut], types[:cut], hdrs[:cut]
+    names = _names(hdrs, walk.names)
+    members = list(zip(names, types, [p + BLOCK for p in positions], sizes))  # plain tuples: 30k per shard
+    if _META.intersection(types):
+        members = [m for m in members if m[1] not in _META]
     return members, end
 
 
