@@ -17,10 +17,13 @@ import json
 import math
 import os
 import shutil
+import signal
 import tarfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -167,7 +170,36 @@ def summarize(shards_dir: Path, indices: set[int] | None = None) -> dict[str, in
     return totals
 
 
-def _run_img2dataset(pool: Pool, opts: dict[str, Any]) -> None:
+@contextmanager
+def stop_when_disk_low(path: Path, min_free_bytes: int, interval: float = 0.2) -> Iterator[Callable[[], bool]]:
+    """Interrupt the main thread (img2dataset's own SIGINT path: workers terminated, tmp removed)
+    when free space under ``path`` falls below the floor, so a full disk stops the run cleanly."""
+    low, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(interval):
+            if shutil.disk_usage(path).free < min_free_bytes:
+                low.set()
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+                return
+
+    thread = threading.Thread(target=watch, daemon=True) if min_free_bytes > 0 else None
+    if thread:
+        thread.start()
+    try:
+        yield low.is_set
+    finally:
+        done.set()
+        if thread:
+            thread.join()
+
+
+def _disk_full(pool: Pool, detail: str) -> HarnessError:
+    return HarnessError(f"disk full while downloading into {pool.shards_dir} ({detail}); "
+                        "free space and rerun the same command to resume")
+
+
+def _run_img2dataset(pool: Pool, opts: dict[str, Any], min_free_mb: float) -> None:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
     try:
@@ -175,14 +207,24 @@ def _run_img2dataset(pool: Pool, opts: dict[str, Any]) -> None:
     except ImportError:
         raise HarnessError("pool download needs img2dataset: pip install img2dataset") from None
     pool.shards_dir.mkdir(parents=True, exist_ok=True)
+    floor = int(min_free_mb * (1 << 20))
+    if floor and shutil.disk_usage(pool.shards_dir).free < floor:
+        raise _disk_full(pool, f"less than min_free_mb={min_free_mb} MiB free before starting")
+    old_handler = signal.getsignal(signal.SIGINT)  # img2dataset installs its own and never restores it
     try:
-        img2dataset.download(url_list=str(pool.metadata_dir), output_folder=str(pool.shards_dir),
-                             **IMG2DATASET_FIXED, **opts)
+        with stop_when_disk_low(pool.shards_dir, floor) as was_low:
+            img2dataset.download(url_list=str(pool.metadata_dir), output_folder=str(pool.shards_dir),
+                                 **IMG2DATASET_FIXED, **opts)
+    except (SystemExit, KeyboardInterrupt):
+        if was_low():
+            raise _disk_full(pool, f"free space fell below min_free_mb={min_free_mb} MiB") from None
+        raise KeyboardInterrupt from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise HarnessError(f"disk full while downloading into {pool.shards_dir} ({exc.strerror}); "
-                               "free space and rerun the same command to resume") from None
+            raise _disk_full(pool, exc.strerror) from None
         raise
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
 
 
 def _img2dataset_options(cfg: dict[str, Any], files: list[Path]) -> dict[str, Any]:
@@ -196,7 +238,8 @@ def _img2dataset_options(cfg: dict[str, Any], files: list[Path]) -> dict[str, An
 
 DEFAULTS: dict[str, Any] = dict(processes=2, threads=32, shard_size=10000, image_size=512,
                                 resize_mode="keep_ratio_largest", resize_only_if_bigger=True, encode_format="jpg",
-                                timeout=10, retries=0, blur_faces=True, url_col="url", caption_col="text")
+                                timeout=10, retries=0, blur_faces=True, url_col="url", caption_col="text",
+                                min_free_mb=256)
 
 
 def _write_summary(pool: Pool, summary: dict[str, Any]) -> None:
@@ -244,8 +287,12 @@ def download_pool(metadata_dir: str | Path, pool_dir: str | Path, overwrite: boo
     n_shards = state["shards_expected"]
     before = set(_stats_files(pool.shards_dir)) if pool.shards_dir.exists() else set()
     start = time.perf_counter()
+    stopped: HarnessError | None = None
     if len(before) < n_shards:
-        _run_img2dataset(pool, _img2dataset_options(cfg, pool.parquet_files()))
+        try:
+            _run_img2dataset(pool, _img2dataset_options(cfg, pool.parquet_files()), cfg["min_free_mb"])
+        except HarnessError as exc:  # still check and record what did finish
+            stopped = exc
     wall = time.perf_counter() - start
     bad = verify_new_shards(pool.shards_dir, before, cfg["encode_format"])
     done = _stats_files(pool.shards_dir)
@@ -255,8 +302,11 @@ def download_pool(metadata_dir: str | Path, pool_dir: str | Path, overwrite: boo
                "this_run": {"wall_s": round(wall, 3), "successes": new["successes"],
                             "images_per_s": round(new["successes"] / wall, 2) if wall > 0 else None}}
     _write_summary(pool, summary)
+    if stopped is not None:
+        raise stopped
     if not summary["complete"]:
-        reason = "disk full" if shutil.disk_usage(pool.root).free < 16 << 20 else "see img2dataset's messages above"
+        low = shutil.disk_usage(pool.root).free < max(cfg["min_free_mb"], 16) * (1 << 20)
+        reason = "disk full" if low else "see img2dataset's messages above"
         raise HarnessError(f"{n_shards - len(done)} of {n_shards} shards did not finish ({reason}); "
                            "rerun the same command to resume")
     return summary

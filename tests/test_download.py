@@ -209,31 +209,44 @@ def test_resume_after_sigkill(tmp_path, server):
     assert summary["this_run"]["successes"] < 120
 
 
-def _mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
-
-
-def test_disk_full_stops_cleanly_and_resumes(tmp_path, server):
-    """A real full file system (a small tmpfs): clear error, nothing truncated kept, resume after growing it."""
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real small file system (tmpfs) that a download can fill; grown later with remount."""
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "400k"):
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("needs permission to mount a tmpfs (root) to fill a real file system")
-    try:
-        meta, good = write_metadata(tmp_path / "meta", server.server_address[1], {"ok": 150}, n_files=1)
-        pool = disk / "pool"
-        with pytest.raises(HarnessError, match=r"shards did not finish \(disk full\); rerun"):
-            download_pool(meta, pool, processes=1, threads=4, shard_size=25, timeout=TIMEOUT, image_size=64,
-                          resize_mode="no")
-        for stats in (pool / "shards").glob("*_stats.json"):  # every shard still marked done is whole
-            tar = stats.with_name(stats.name.replace("_stats.json", ".tar"))
-            with tarfile.open(tar) as tf:
-                assert sum(m.name.endswith(".jpg") for m in tf) == json.loads(stats.read_text())["successes"]
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        summary = download_pool(meta, pool, processes=1, threads=4, shard_size=25, timeout=TIMEOUT, image_size=64,
-                                resize_mode="no")
-        assert summary["complete"] and summary["successes"] == 150
-        assert sorted(shard_uids(pool / "shards")) == sorted(good)
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
+    yield disk
+    subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def _check_done_shards_whole(shards_dir: Path) -> None:
+    for stats in shards_dir.glob("*_stats.json"):
+        with tarfile.open(stats.with_name(stats.name.replace("_stats.json", ".tar"))) as tf:
+            assert sum(m.name.endswith(".jpg") for m in tf) == json.loads(stats.read_text())["successes"]
+
+
+def _fill_and_resume(tmp_path: Path, disk: Path, server, match: str, **opts) -> None:
+    meta, good = write_metadata(tmp_path / "meta", server.server_address[1], {"ok": 300}, n_files=1)
+    pool = disk / "pool"
+    opts = dict(processes=1, threads=4, shard_size=25, timeout=TIMEOUT, resize_mode="no", **opts)
+    with pytest.raises(HarnessError, match=match):
+        download_pool(meta, pool, **opts)
+    _check_done_shards_whole(pool / "shards")
+    assert not json.loads((pool / "download.json").read_text())["complete"]
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    summary = download_pool(meta, pool, **opts)
+    assert summary["complete"] and summary["successes"] == 300
+    assert sorted(shard_uids(pool / "shards")) == sorted(good)
+
+
+def test_low_disk_stops_cleanly_and_resumes(tmp_path, small_disk, server):
+    """Free space falls below min_free_mb mid-download: stop, keep only whole shards, resume later."""
+    _fill_and_resume(tmp_path, small_disk, server, r"disk full .*free space fell below min_free_mb=0.5 MiB.*rerun",
+                     min_free_mb=0.5)
+
+
+@pytest.mark.slow
+def test_real_enospc_keeps_no_truncated_shard(tmp_path, small_disk, server):
+    """With the floor off, writes hit ENOSPC: truncated shards are un-marked, the rerun completes them."""
+    _fill_and_resume(tmp_path, small_disk, server, r"shards did not finish \(disk full\); rerun", min_free_mb=0)
