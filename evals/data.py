@@ -104,19 +104,24 @@ def _group_of(sample: dict, spec: dict | None) -> object:
     if not spec:
         return -1
     if spec["from"] == "npy":
-        return int(np.load(io.BytesIO(sample["npy"]))[spec["column"]])
+        return int(np.load(io.BytesIO(sample["npy"])).reshape(-1)[spec["column"]])
     return json.loads(sample["json"])[spec["field"]]
 
 
 def decode_sample(sample: dict, transform, retrieval: bool, group: dict | None, want_npy: bool) -> dict:
-    """One raw sample -> image tensor (or None), label, captions, group, npy row."""
+    """One raw sample -> image tensor (or None), label, captions, group, npy row. Malformed
+    metadata (not an undecodable image) is a HarnessError naming the shard and sample."""
     out = {"key": sample.get("__key__", ""), "image": _decode_image(sample, transform)}
-    if retrieval:
-        out["captions"] = [c for c in sample.get("txt", b"").decode("utf-8").splitlines() if c.strip()]
-    else:
-        out["label"] = int(sample["cls"].decode().strip()) if "cls" in sample else -1
-    if group:
-        out["group"] = _group_of(sample, group)
-    if want_npy:
-        out["npy"] = np.load(io.BytesIO(sample["npy"]))
+    try:
+        if retrieval:
+            out["captions"] = [c for c in sample.get("txt", b"").decode("utf-8").splitlines() if c.strip()]
+        else:
+            out["label"] = int(sample["cls"].decode().strip()) if "cls" in sample else -1
+        if group:
+            out["group"] = _group_of(sample, group)
+        if want_npy:
+            out["npy"] = np.load(io.BytesIO(sample["npy"]))
+    except (KeyError, ValueError, IndexError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{sample.get('__url__', '?')}: sample {out['key']}: bad or missing metadata "
+                           f"({type(exc).__name__}: {exc})") from None
     return out

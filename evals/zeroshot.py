@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from evals.data import decode_sample
+from harness.errors import HarnessError
 
 _HEADS: dict[tuple, torch.Tensor] = {}
 TEXT_BATCH = 256
@@ -30,19 +31,29 @@ class TaskStream(torch.utils.data.IterableDataset):
         self.urls, self.transform, self.retrieval, self.group, self.want_npy = urls, transform, retrieval, group, want_npy
 
     def __iter__(self) -> Iterator[dict]:
-        from webdataset.tariterators import tarfile_samples
-
         info = torch.utils.data.get_worker_info()
         wid, nw = (info.id, info.num_workers) if info else (0, 1)
         counter = 0
         for shard, url in enumerate(self.urls):
-            for pos, sample in enumerate(tarfile_samples([{"url": url}])):
+            for pos, sample in enumerate(_samples(url)):
                 counter += 1
                 if (counter - 1) % nw != wid:
                     continue
                 out = decode_sample(sample, self.transform, self.retrieval, self.group, self.want_npy)
                 out["order"] = (shard, pos)
                 yield out
+
+
+def _samples(url: str) -> Iterator[dict]:
+    """Grouped samples of one shard; a shard that is not a readable tar is a HarnessError."""
+    import tarfile
+
+    from webdataset.tariterators import tarfile_samples
+
+    try:
+        yield from tarfile_samples([{"url": url}])
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise HarnessError(f"{url}: not a readable tar shard ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
 def _collate(samples: list[dict]) -> list[dict]:
@@ -103,7 +114,7 @@ def run_images(model, loader, device: str, progress=None) -> tuple[list[dict], t
     """Encode every decodable image; returns the samples in file order (undecodable ones flagged
     with ``image=None``) and the features of the decodable ones, in the same order."""
     samples, feats = [], []
-    for batch in loader:
+    for batch in _reraised(loader):
         good = [s for s in batch if s["image"] is not None]
         if good:
             f = encode_images(model, [s["image"] for s in good], device).cpu()
@@ -118,6 +129,15 @@ def run_images(model, loader, device: str, progress=None) -> tuple[list[dict], t
     samples.sort(key=lambda s: s["order"])
     good = [s.pop("feat") for s in samples if s["ok"]]
     return samples, (torch.stack(good) if good else torch.zeros(0, 0))
+
+
+def _reraised(loader) -> Iterator[list[dict]]:
+    """DataLoader workers wrap errors in a traceback text; keep a HarnessError's one line."""
+    try:
+        yield from loader
+    except HarnessError as exc:
+        lines = [ln for ln in str(exc).splitlines() if ln.startswith("harness.errors.HarnessError: ")]
+        raise HarnessError(lines[-1].split(": ", 1)[1] if lines else str(exc)) from None
 
 
 def logits(features: torch.Tensor, head: torch.Tensor) -> np.ndarray:

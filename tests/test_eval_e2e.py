@@ -178,6 +178,16 @@ def test_bad_task_data_is_named(suite, tmp_path):
     (data / "toy_cls" / "classnames.txt").unlink()
     with pytest.raises(HarnessError, match="classnames.txt is missing"):
         evaluate(suite["ckpt"], MODEL, data, tmp_path / "o3", suite=suite["suite"], tasks=["toy_cls"], progress=False, workers=0)
+    shutil.rmtree(data / "toy_cls")
+    shutil.copytree(suite["data"] / "toy_cls", data / "toy_cls")
+    (data / "toy_cls" / "test" / "1.tar").write_bytes(b"\x00garbage" * 300)
+    with pytest.raises(HarnessError, match=r"^\S*toy_cls/test/1.tar: not a readable tar shard \(ReadError") as err:
+        evaluate(suite["ckpt"], MODEL, data, tmp_path / "o4", suite=suite["suite"], tasks=["toy_cls"], progress=False, workers=2)
+    assert "\n" not in str(err.value)
+    write_wds_task(data / "toy_shift", [{"png": image((1, 2, 3), "PNG"), "cls": "three"}], list(COLORS), TEMPLATES)
+    with pytest.raises(HarnessError, match="toy_shift/test/0.tar: sample s0000000: bad or missing metadata"):
+        evaluate(suite["ckpt"], MODEL, data, tmp_path / "o5", suite=suite["suite"], tasks=["toy_shift"], progress=False, workers=0)
+    assert not (tmp_path / "o5" / "eval_results.jsonl").exists()
 
 
 def test_cli_eval(suite, tmp_path, cli):
