@@ -53,14 +53,14 @@ def stand_in_suite(root: Path, per_class: int) -> Path:
     return root
 
 
-def run(ckpt: Path, eval_dir: Path, out: Path, workers: int, cache: bool) -> tuple[float, int]:
+def run(ckpt: Path, eval_dir: Path, out: Path, workers: int, cache: bool, device: str = "auto") -> tuple[float, int]:
     from evals import zeroshot
     from evals.run import evaluate
 
     zeroshot.clear_cache()
     t0 = time.perf_counter()
     scores = evaluate(ckpt, MODEL, eval_dir, out, suite="tiny", workers=workers, text_cache=cache, progress=False,
-                      batch_size=256)
+                      batch_size=256, device=device)
     wall = time.perf_counter() - t0
     import json
 
@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--check-precision", action="store_true",
+                    help="also evaluate in fp32 on the CPU and compare top-1 predictions and main metrics")
     args = ap.parse_args()
     import torch
 
@@ -101,13 +104,33 @@ def main() -> None:
     best: dict[str, tuple[float, int]] = {}
     for r in range(args.repeat):          # interleaved, best of R: the machine is shared and noisy
         for name, (w, cache) in configs.items():
-            wall, n = run(ckpt, eval_dir, tmp / f"out{r}_{w}_{cache}", w, cache)
+            wall, n = run(ckpt, eval_dir, tmp / f"out{r}_{w}_{cache}", w, cache, args.device)
             print(f"  run {r} {name}: {wall:.2f} s, {n / wall:.0f} images/s")
             if name not in best or wall < best[name][0]:
                 best[name] = (wall, n)
     base = next(iter(best.values()))[0]
     for name, (wall, n) in best.items():
         print(f"{name:>40}: wall {wall:6.2f} s  {n / wall:7.0f} images/s  speed-up x{base / wall:.2f}")
+    if args.check_precision:
+        compare_precision(ckpt, eval_dir, tmp, tmp / f"out0_{args.workers}_True", args.workers)
+
+
+def compare_precision(ckpt: Path, eval_dir: Path, tmp: Path, fast_out: Path, workers: int) -> None:
+    """Top-1 agreement and main-metric differences between the run above and fp32 on the CPU."""
+    import json
+
+    import numpy as np
+
+    run(ckpt, eval_dir, tmp / "cpu_fp32", workers, True, "cpu")
+    main = {}
+    for out in (fast_out, tmp / "cpu_fp32"):
+        for row in map(json.loads, (out / "eval_results.jsonl").read_text().splitlines()):
+            main.setdefault(row["key"], []).append(row["metrics"]["main_metric"])
+    for key, (fast, ref) in main.items():
+        a, b = (np.load(o / "per_example" / f"{key}.npz") for o in (fast_out, tmp / "cpu_fp32"))
+        field = "pred" if "pred" in a else "text_hit1"
+        agree = float(np.mean(a[field] == b[field]))
+        print(f"  {key:>20}: main {fast:.4f} vs fp32 cpu {ref:.4f}  ({field} agreement {agree:.4f})")
 
 
 if __name__ == "__main__":
