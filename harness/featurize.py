@@ -148,6 +148,12 @@ def featurize_file(parquet: Path, index: dict, model, preprocess, tokenizer, tag
 def featurize(pool_dir: str | Path, checkpoint: str | Path, model_name: str, tag: str | None = None,
               batch_size: int = 256, overwrite: bool = False, threads: int | None = None) -> dict[str, Any]:
     """Featurize every metadata file of ``pool_dir`` with ``model_name`` loaded from ``checkpoint``."""
+    t0 = time.time()
+    tag = tag or default_tag(model_name)
+    if not re.fullmatch(r"[a-z0-9_]+", tag):
+        raise HarnessError(f"tag {tag!r} must be lower-case letters, digits and _ (it names columns)")
+    pool = open_pool(pool_dir, need_shards=True)
+
     import pyarrow.parquet as pq
     import torch
     from tqdm import tqdm
@@ -155,11 +161,6 @@ def featurize(pool_dir: str | Path, checkpoint: str | Path, model_name: str, tag
     from harness.manifest import sha256_file
     from harness.models import load_checkpoint
 
-    t0 = time.time()
-    tag = tag or default_tag(model_name)
-    if not re.fullmatch(r"[a-z0-9_]+", tag):
-        raise HarnessError(f"tag {tag!r} must be lower-case letters, digits and _ (it names columns)")
-    pool = open_pool(pool_dir, need_shards=True)
     if threads:
         torch.set_num_threads(int(threads))
     files = pool.parquet_files()

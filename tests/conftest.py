@@ -53,3 +53,18 @@ def small_metadata(tmp_path: Path) -> Path:
         feats = {"img": np.random.default_rng(i).standard_normal((n, 4)).astype(np.float16)}
         write_metadata(root / "metadata" / f"{i:08d}.parquet", table, feats)
     return root
+
+
+# A small tiny world for tests (same shares as the default; a 2-step reference model, off-recipe).
+TINY_WORLD_ARGS = {"seed": 0, "pool_size": 2000, "reference_size": 1000, "reference_samples": 256,
+                   "eval_per_class": 10, "shard_size": 800}
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> dict:
+    """Build the small tiny world once per session: {"pool_dir", "eval_dir", "summary"}."""
+    from harness.world.make import make_world
+
+    root = tmp_path_factory.mktemp("tiny_world")
+    summary = make_world(root / "pool", **TINY_WORLD_ARGS)
+    return {"pool_dir": root / "pool", "eval_dir": root / "evalsets", "summary": summary}

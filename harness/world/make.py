@@ -316,7 +316,9 @@ def main(cfg) -> int:
         raise HarnessError(f"pool make only makes the tiny world (scale=tiny); for scale={cfg.scale.name} "
                            "download a CommonPool with `harness pool download`")
     knobs = OmegaConf.to_container(cfg.world, resolve=True)
-    res = make_world(cfg.pool_dir, cfg.eval_dir, seed=cfg.seed, pool_size=cfg.pool_size,
+    default_size = knobs.pop("pool_size")
+    res = make_world(cfg.pool_dir, cfg.eval_dir, seed=cfg.seed,
+                     pool_size=default_size if cfg.pool_size is None else cfg.pool_size,
                      overwrite=bool(cfg.overwrite), **knobs)
     print_summary(res)
     return 0

@@ -114,9 +114,11 @@ def english_captions(rng: np.random.Generator, sc: dict[str, np.ndarray]) -> lis
     for i in range(n):
         tex = int(sc["texture"][i])
         sketch = sc["style"][i] == 1
-        mention_tex = not sketch and (r[i, 0] < 0.7 if tex else r[i, 0] < 0.15)
+        mention_tex = bool(not sketch and (r[i, 0] < 0.7 if tex else r[i, 0] < 0.15))
+        # colour or texture is always named, so captions of clean samples have more than two words
+        with_color = bool(r[i, 1] < 0.95 or not mention_tex)
         obj = object_phrase(int(sc["shape"][i]), int(sc["color"][i]), int(sc["count"][i]),
-                            tex if mention_tex else None, with_color=r[i, 1] < 0.95,
+                            tex if mention_tex else None, with_color=with_color,
                             generic=r[i, 4] < 0.1, say_one=r[i, 5] < 0.2)
         bg = " " + vocab.BACKGROUND_PHRASE[vocab.BACKGROUNDS[sc["bg"][i]]] if r[i, 2] < 0.5 and not sketch else ""
         p = sc["pos"][i]
