@@ -78,26 +78,30 @@ def _read_images(rows: list[tuple[Path, int, int] | None]) -> list[bytes | None]
 
 def embed(model, preprocess, tokenizer, images: list[bytes | None], texts: list[str], batch_size: int,
           bar=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image features, text features, cosine) in float32; rows without image get zeros / NaN."""
+    """(image features, text features, cosine) in float32; rows without image get zeros / NaN.
+
+    Each distinct caption is encoded once (templated and duplicated captions repeat).
+    """
     import torch
     from PIL import Image
 
     n = len(texts)
     has = np.array([b is not None for b in images], bool)
-    img_f = txt_f = np.zeros((n, 0), np.float32)
+    uniq, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
     with torch.inference_mode():
-        for lo in range(0, n, batch_size):
-            hi = min(n, lo + batch_size)
-            t = model.encode_text(tokenizer(texts[lo:hi]), normalize=True).float().numpy()
-            if lo == 0:
-                img_f, txt_f = np.zeros((n, t.shape[1]), np.float32), np.zeros((n, t.shape[1]), np.float32)
-            txt_f[lo:hi] = t
-            sel = [i for i in range(lo, hi) if has[i]]
-            if sel:
-                batch = torch.stack([preprocess(Image.open(io.BytesIO(images[i]))) for i in sel])
-                img_f[sel] = model.encode_image(batch, normalize=True).float().numpy()
+        txt_u = [model.encode_text(tokenizer(list(uniq[lo:lo + batch_size])), normalize=True).float().numpy()
+                 for lo in range(0, len(uniq), batch_size)]
+        txt_f = np.concatenate(txt_u)[inverse] if n else np.zeros((0, 0), np.float32)
+        img_f = np.zeros_like(txt_f)
+        rows = np.flatnonzero(has)
+        for lo in range(0, len(rows), batch_size):
+            sel = rows[lo:lo + batch_size]
+            batch = torch.stack([preprocess(Image.open(io.BytesIO(images[i]))) for i in sel])
+            img_f[sel] = model.encode_image(batch, normalize=True).float().numpy()
             if bar is not None:
-                bar.update(hi - lo)
+                bar.update(len(sel))
+    if bar is not None:
+        bar.update(n - len(rows))
     score = np.where(has, (img_f * txt_f).sum(1), np.nan).astype(np.float32)
     return img_f, txt_f, score
 

@@ -81,7 +81,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     _datacomp("large", 8192, 5e-4, 1_280_000_000, 500, "ViT-B-16"),
     _datacomp("xlarge", 90112, 1e-3, 12_800_000_000, 10000, "ViT-L-14", beta2=0.95),
     _tiny("tiny", 65_536),
-    _tiny("tiny_reference", 40_960),
+    _tiny("tiny_reference", 16_384),
 )}
 
 
