@@ -107,7 +107,6 @@ def _tarfile_worker(args: tuple[list[str], list[str], str, int]) -> int:
 def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
     from harness.uids import pairs_to_hex, read_subset
 
-    shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     hexes = pairs_to_hex(read_subset(subset)).tolist()
     halves = [[str(p) for p in shards[i::2]] for i in range(2)]
@@ -118,7 +117,6 @@ def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
 def run_harness(pool: Path, subset: Path, out: Path) -> int:
     from harness.reshard import reshard
 
-    shutil.rmtree(out, ignore_errors=True)
     return reshard(pool, subset, out, workers=2)["n_samples"]
 
 
@@ -127,10 +125,13 @@ def run_cat(shards: list[Path]) -> int:
     return N_SHARDS * PER_SHARD
 
 
-def timed(fn, *args) -> tuple[float, int]:
-    t0 = time.perf_counter()
+def timed(fn, *args) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (this process + its finished children: worker pools, cat), result."""
+    c0, t0 = os.times(), time.perf_counter()
     n = fn(*args)
-    return time.perf_counter() - t0, n
+    c1, t1 = os.times(), time.perf_counter()
+    cpu = sum(c1[:4]) - sum(c0[:4])
+    return t1 - t0, cpu, n
 
 
 def main() -> None:
@@ -143,25 +144,32 @@ def main() -> None:
     gb = sum(p.stat().st_size for p in shards) / 1e9
     print(f"pool: {N_SHARDS * PER_SHARD} samples, {gb:.2f} GB in {len(shards)} shards; subset {FRACTION:.0%}; "
           f"{os.cpu_count()} CPUs (shared: timings are noisy)")
-    cases = {"(a) harness reshard, workers=2": lambda: run_harness(pool, subset, args.cache / "out_harness"),
-             "(b) tarfile streaming, 2 processes": lambda: run_tarfile_baseline(shards, subset,
-                                                                                args.cache / "out_tarfile"),
+    outs = {"a": args.cache / "out_harness", "b": args.cache / "out_tarfile"}
+    cases = {"(a) harness reshard, workers=2": lambda: run_harness(pool, subset, outs["a"]),
+             "(b) tarfile streaming, 2 processes": lambda: run_tarfile_baseline(shards, subset, outs["b"]),
              "(c) cat shards > /dev/null": lambda: run_cat(shards)}
-    times: dict[str, list[float]] = {k: [] for k in cases}
+    walls: dict[str, list[float]] = {k: [] for k in cases}
+    cpus: dict[str, list[float]] = {k: [] for k in cases}
     counts: dict[str, int] = {}
     for _ in range(args.repeats):  # interleaved, so machine noise hits every case alike
         for name, fn in cases.items():
+            for out in outs.values():  # deleting last run's output is not part of any case
+                shutil.rmtree(out, ignore_errors=True)
             run_cat(shards)  # other processes on a shared machine evict pages: re-warm before each case
-            dt, counts[name] = timed(fn)
-            times[name].append(dt)
-    a, b, c = (statistics.median(t) for t in times.values())
+            wall, cpu, counts[name] = timed(fn)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
     if counts["(a) harness reshard, workers=2"] != counts["(b) tarfile streaming, 2 processes"]:
         raise SystemExit(f"sample counts differ: {counts}")
-    for (name, ts), med in zip(times.items(), (a, b, c)):
+    med = {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in cases}
+    for name in cases:
         unit = "read" if name.startswith("(c)") else "written"
-        print(f"{name:38s} median {med:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in ts)})  "
-              f"{counts[name] / med:9.0f} samples/s {unit}")
-    print(f"speed-up of (a) over (b): {b / a:.2f}x (target >= 3x); (a) takes {a / c:.1f}x the cat read floor")
+        print(f"{name:36s} wall median {med[name][0]:6.2f} s (runs {', '.join(f'{t:.2f}' for t in walls[name])})"
+              f"  cpu {med[name][1]:6.2f} s  {counts[name] / med[name][0]:8.0f} samples/s {unit}")
+    (a, ca), (b, cb), (c, _) = med.values()
+    print(f"speed-up of (a) over (b): {b / a:.2f}x wall (target >= 3x), {cb / ca:.2f}x CPU; "
+          f"(a) takes {a / c:.1f}x the wall time of reading the shards (cat)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

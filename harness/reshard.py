@@ -292,7 +292,8 @@ def _blur_boxes(pool_dir: str | Path, subset: np.ndarray, plan: dict[str, Any]) 
 
 
 def _finish(out: Path, work: Path, fp: str, inputs: dict[str, str], config: dict[str, Any], pool: dict[str, Any],
-            n_subset: int, results: list, plan: dict[str, Any], records: list, bad: dict, start: float) -> dict:
+            n_subset: int, results: list, plan: dict[str, Any], records: list, bad: dict, start: float,
+            phases: dict[str, float]) -> dict:
     """sizes.json (open_clip reads it), then the manifest, written last: it marks the run finished."""
     write_json_atomic(out / "sizes.json", {r["name"]: r["n_samples"] for r in records})
     shards = [{"name": r["name"], "n_samples": r["n_samples"], "sha256": r["sha256"]} for r in records]
@@ -302,7 +303,8 @@ def _finish(out: Path, work: Path, fp: str, inputs: dict[str, str], config: dict
               "pool": {**pool, "n_samples": sum(r["n_samples"] for r in results)},
               "missing_uids": _missing_field(out, plan["missing"]), "bad_input": bad["counts"],
               "bad_input_examples": bad["examples"], "blurred": sum(r["blurred"] for r in records),
-              "output_hash": sha256_json(shards), "wall_s": round(wall, 3), "samples_per_s": round(n / wall, 1)}
+              "output_hash": sha256_json(shards), "wall_s": round(wall, 3), "samples_per_s": round(n / wall, 1),
+              "phase_s": {k: round(v, 3) for k, v in phases.items()}}
     for tmp in out.glob(".*.tmp"):
         tmp.unlink()
     path = write_manifest(out, "reshard", fp, inputs, config, **fields)
@@ -340,14 +342,18 @@ def reshard(pool_dir: str | Path, subset: str | Path, out_dir: str | Path, worke
             check_strict(man["bad_input"], man.get("bad_input_examples", {}), man["missing_uids"]["count"], o)
             return {**man, "skipped": True}
         work = _start_work(out, fp, pairs)
+        phases = {"prepare": time.time() - start}
         results = _index_all(shards, work, o, workers)
+        phases["index"] = time.time() - start - sum(phases.values())
         plan = make_plan(results, pairs, int(shard_size), config["shuffle"], config["seed"])
         boxes, extra = _blur_boxes(pool_dir, pairs, plan) if o["blur"] else (None, [])
         bad = _merge_bad(results, [plan["duplicates"], *extra])
         check_strict(bad["counts"], bad["examples"], len(plan["missing"]), o)
+        phases["plan"] = time.time() - start - sum(phases.values())
         records = _write_all(plan, shards, out, work, boxes, o, workers)
+        phases["write"] = time.time() - start - sum(phases.values())
         verify(plan, records, out)
-        return _finish(out, work, fp, inputs, config, pool, len(pairs), results, plan, records, bad, start)
+        return _finish(out, work, fp, inputs, config, pool, len(pairs), results, plan, records, bad, start, phases)
 
 
 def summary(man: dict[str, Any], out_dir: str | Path) -> str:

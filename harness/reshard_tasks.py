@@ -224,33 +224,38 @@ def check_written(path: Path, names: list[str]) -> None:
 
 
 class _HashingWriter:
-    """Fills fixed buffers (input bytes land in place through ``preadv``) while a thread hashes and
-    writes the full ones. sha256 and write release the GIL, so copying and hashing overlap and a
-    lone last output shard still keeps two cores busy.
+    """Fills fixed buffers (input bytes land in place through ``preadv``); full buffers go to a
+    writer thread, then to a hashing thread. write and sha256 release the GIL, so copying,
+    writing and hashing overlap: a lone last output shard still keeps two cores busy.
     """
 
-    def __init__(self, fh: Any, buffer_bytes: int = FLUSH_BYTES, n_buffers: int = 3) -> None:
-        self.fh, self.sha, self.error, self.total = fh, hashlib.sha256(), None, 0
+    def __init__(self, fh: Any, buffer_bytes: int = FLUSH_BYTES, n_buffers: int = 4) -> None:
+        self.sha, self.error, self.total = hashlib.sha256(), None, 0
         self.free: queue.Queue = queue.Queue()
         self.full: queue.Queue = queue.Queue()
+        self.written: queue.Queue = queue.Queue()
         for _ in range(n_buffers):
             self.free.put(bytearray(buffer_bytes))
         self.buf = self.free.get()
-        self.view, self.pos = memoryview(self.buf), 0
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-        self.thread.start()
+        self.view, self.pos, self.cap = memoryview(self.buf), 0, buffer_bytes
+        self.threads = [threading.Thread(target=self._stage, args=(self.full, self.written, fh.write), daemon=True),
+                        threading.Thread(target=self._stage, args=(self.written, self.free, self.sha.update),
+                                         daemon=True)]
+        for t in self.threads:
+            t.start()
 
-    def _drain(self) -> None:
-        while (item := self.full.get()) is not None:
-            buf, n = item
+    def _stage(self, inbox: queue.Queue, outbox: queue.Queue, step: Any) -> None:
+        """Apply ``step`` to each full buffer, in order, and pass it on; None ends the stage."""
+        while (item := inbox.get()) is not None:
             if self.error is None:
                 try:
-                    with memoryview(buf)[:n] as data:
-                        self.sha.update(data)
-                        self.fh.write(data)
+                    with memoryview(item[0])[:item[1]] as data:
+                        step(data)
                 except BaseException as exc:  # handed to the caller in close()
                     self.error = exc
-            self.free.put(buf)
+            outbox.put(item[0] if outbox is self.free else item)
+        if outbox is not self.free:
+            outbox.put(None)
 
     def _rotate(self) -> None:
         self.view.release()
@@ -260,8 +265,13 @@ class _HashingWriter:
 
     def put(self, data: bytes) -> None:
         """Append bytes we made (headers, padding, blurred images)."""
-        done = 0
+        end = self.pos + len(data)
         self.total += len(data)
+        if end < self.cap:  # the common case: it fits
+            self.view[self.pos:end] = data
+            self.pos = end
+            return
+        done = 0
         while done < len(data):
             n = min(len(self.buf) - self.pos, len(data) - done)
             self.view[self.pos:self.pos + n] = data[done:done + n]
@@ -272,6 +282,12 @@ class _HashingWriter:
     def copy(self, fd: int, offset: int, size: int, where: str) -> None:
         """Append ``size`` bytes of an input file from ``offset``, read straight into the buffer."""
         self.total += size
+        end = self.pos + size
+        if end < self.cap:  # the common case: it fits
+            if os.preadv(fd, [self.view[self.pos:end]], offset) != size:
+                raise HarnessError(f"{where}: input shard changed while resharding (short read at byte {offset})")
+            self.pos = end
+            return
         while size:
             n = min(len(self.buf) - self.pos, size)
             got = os.preadv(fd, [self.view[self.pos:self.pos + n]], offset)
@@ -282,10 +298,11 @@ class _HashingWriter:
                 self._rotate()
 
     def close(self) -> str:
-        """Write what is left, stop the thread, return the sha256 of everything written."""
+        """Write what is left, stop the threads, return the sha256 of everything written."""
         self._rotate()
         self.full.put(None)
-        self.thread.join()
+        for t in self.threads:
+            t.join()
         if self.error is not None:
             raise self.error
         return self.sha.hexdigest()
@@ -303,13 +320,15 @@ def _write_sample(out: _HashingWriter, fd: int, uid: str, members: list, boxes: 
             ext, blurred, size = "webp", True, len(data)
         else:
             data = None
-        names.append(f"{uid}.{ext}")
-        out.put(tarscan.member_header(names[-1], size))
+        name = f"{uid}.{ext}"
+        names.append(name)
+        out.put(tarscan.member_header(name, size))
         if data is None:
             out.copy(fd, offset, size, where)
         else:
             out.put(data)
-        out.put(_ZEROS[:tarscan.padding(size)])
+        if size % 512:
+            out.put(_ZEROS[:512 - size % 512])
     return blurred
 
 
