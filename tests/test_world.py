@@ -168,13 +168,18 @@ def test_eval_suite_layout(tiny_world):
             assert len(groups) == 5
 
 
-def test_same_seed_identical_bytes_and_overwrite(tiny_world, tmp_path):
-    """A rebuild with the same seed is byte-identical (reference model and features included);
-    overwrite=true really deletes what was there."""
+def test_cli_same_seed_identical_bytes_and_overwrite(tiny_world, tmp_path):
+    """`harness pool make` with the fixture's seed and sizes rebuilds it byte for byte (reference
+    model and features included); overwrite=true really deletes what was there."""
     pool = tmp_path / "pool"
     pool.mkdir()
     (pool / "stray.txt").write_text("old")
-    make_world(pool, overwrite=True, **TINY_WORLD_ARGS)
+    a = TINY_WORLD_ARGS
+    res = run_cli("pool", "make", "scale=tiny", f"pool_dir={pool}", f"seed={a['seed']}", f"pool_size={a['pool_size']}",
+                  "overwrite=true", *(f"world.{k}={a[k]}" for k in ("reference_size", "reference_samples",
+                                                                      "eval_per_class", "shard_size")))
+    assert res.returncode == 0, res.stderr
+    assert "tiny world (seed 0): 2000 samples in 3 shards" in res.stdout and "mismatched" in res.stdout
     assert not (pool / "stray.txt").exists()
     assert tree_hashes(pool) == tree_hashes(tiny_world["pool_dir"])
     assert tree_hashes(tmp_path / "evalsets") == tree_hashes(tiny_world["eval_dir"])

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.world import render, scenes, vocab
 
 DEFECT_TYPES: tuple[str, ...] = ("mismatched", "non_english", "boilerplate", "too_short", "tiny_image",
@@ -117,6 +118,8 @@ def _eval_copy(rng, idx, w):
     """Near-copies of eval images, captioned like pool samples (contamination)."""
     pool = w["eval_rendered"]
     keys = sorted(pool)
+    if not keys:
+        raise HarnessError("eval_copy share > 0 but no eval images were rendered to copy from")
     sizes = np.array([len(pool[k]["images"]) for k in keys])
     flat = rng.choice(sizes.sum(), len(idx), replace=False)
     task = np.searchsorted(np.cumsum(sizes), flat, side="right")

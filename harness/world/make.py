@@ -76,8 +76,7 @@ def clean_samples(seed: int, stream: int, n: int, banks: render.Banks, conf: dic
     """Rendered clean scenes with English captions (the pool's base and the reference set)."""
     rng = np.random.default_rng([seed, stream])
     sc = scenes.sample_scenes(rng, n, banks.size, sketch_share=conf["sketch_share"], bg_bias=conf["bg_bias"])
-    images = np.concatenate([render.render_scenes(banks, {k: v[i:i + 4096] for k, v in sc.items()})
-                             for i in range(0, n, 4096)]) if n else np.zeros((0, banks.size, banks.size, 3), np.uint8)
+    images = render.render_scenes(banks, sc)
     caps = scenes.english_captions(rng, sc)
     w, h = _original_sizes(rng, n)
     world = {"scenes": sc, "images": images, "captions": list(caps), "base_captions": list(caps),

@@ -164,8 +164,20 @@ def build_banks(image_size: int, seed: int) -> Banks:
     return Banks(image_size, sprites, _textures(image_size), _backgrounds(rng, image_size), noise)
 
 
-def render_scenes(banks: Banks, sc: dict[str, np.ndarray]) -> np.ndarray:
-    """Render scenes (see ``scenes.sample_scenes`` for the fields) to uint8 (N, C, C, 3)."""
+def render_scenes(banks: Banks, sc: dict[str, np.ndarray], chunk: int = 256) -> np.ndarray:
+    """Render scenes (see ``scenes.sample_scenes`` for the fields) to uint8 (N, C, C, 3).
+
+    Works in chunks of ``chunk`` scenes so the float temporaries stay in cache (~2.5x faster
+    than whole-batch arrays at 32 px).
+    """
+    n = len(sc["shape"])
+    out = np.empty((n, banks.size, banks.size, 3), np.uint8)
+    for lo in range(0, n, chunk):
+        out[lo:lo + chunk] = _render_chunk(banks, {k: v[lo:lo + chunk] for k, v in sc.items()})
+    return out
+
+
+def _render_chunk(banks: Banks, sc: dict[str, np.ndarray]) -> np.ndarray:
     C, pad = banks.size, banks.size // 2
     n = len(sc["shape"])
     ii = np.arange(C)
