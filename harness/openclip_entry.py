@@ -1,7 +1,7 @@
 """The training process: ``python -m harness.openclip_entry <open_clip_train args>``.
 
-It is open_clip's own ``open_clip_train.main`` with three things done first, none of which
-touches its training loop:
+It is open_clip's own ``open_clip_train.main`` with these things done first, none of which
+touches its training loop (plus :func:`_cpu_ddp`, so that DDP starts on CPU/gloo):
 - the harness's model configs are registered (otherwise "Model config ... not found");
 - the process dies with its parent (so a SIGKILLed ``harness train`` leaves no orphan trainer
   holding the run directory), and CPU threads are fixed (reproducible CPU runs);
@@ -37,6 +37,21 @@ class SeededShuffle:
         return filters.shuffle(bufsize=self.bufsize, initial=self.initial, rng=rng)(src)
 
 
+def _cpu_ddp():
+    """DDP that accepts open_clip's ``device_ids=[cpu]``: open_clip_train 3.3.0 always passes the
+    device, and torch refuses device_ids for CPU modules, so gloo/CPU training could not start."""
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    class CpuTolerantDDP(DistributedDataParallel):
+        def __init__(self, module, device_ids=None, *args, **kwargs):
+            if device_ids and all(torch.device(d).type == "cpu" for d in device_ids):
+                device_ids = None
+            super().__init__(module, device_ids, *args, **kwargs)
+
+    return CpuTolerantDDP
+
+
 def _die_with_parent() -> None:
     """Linux: ask for SIGKILL when the parent dies; exit if it is already gone."""
     expected = os.environ.get(PARENT_ENV)
@@ -64,10 +79,23 @@ def prepare_process() -> None:
     if not torch.cuda.is_available():
         torch.use_deterministic_algorithms(True, warn_only=True)
     webdataset.shuffle = SeededShuffle
+    torch.nn.parallel.DistributedDataParallel = _cpu_ddp()
     register_model_configs()
 
 
+def read_argv(argv: list[str]) -> list[str]:
+    """A single ``*.json`` argument is a run file holding ``args``: torchrun's own parser would
+    otherwise claim open_clip options that prefix-match its own (``--logs`` vs ``--logs-specs``)."""
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        import json
+
+        with open(argv[0]) as fh:
+            return list(json.load(fh)["args"])
+    return argv
+
+
 def main(argv: list[str]) -> int:
+    argv = read_argv(argv)
     _die_with_parent()
     prepare_process()
     from open_clip_train.main import main as open_clip_main

@@ -179,17 +179,21 @@ def _child_env(run: dict, out_dir: Path, nproc: int) -> dict[str, str]:
     return env
 
 
-def launch_command(args: list[str], nproc: int) -> list[str]:
-    """The child command: the entry module, under torchrun when several processes share a node."""
+def launch_command(run_file: Path, nproc: int) -> list[str]:
+    """The child command: the entry module reading ``args`` from ``run_file``, under torchrun when
+    several processes share a node."""
     if nproc == 1:
-        return [sys.executable, "-m", "harness.openclip_entry", *args]
+        return [sys.executable, "-m", "harness.openclip_entry", str(run_file)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "harness.openclip_entry", *args]
+            "-m", "harness.openclip_entry", str(run_file)]
 
 
-def _log_tail(out_dir: Path, name: str, n: int = 15) -> str:
-    log = out_dir / name / "out.log"
-    return "\n".join(log.read_text().splitlines()[-n:]) if log.is_file() else ""
+def _tail(output: str, log: Path, n: int = 15) -> str:
+    """The child's last lines (its traceback), without torch's glog-style INFO chatter; else out.log's."""
+    lines = [ln for ln in output.splitlines() if not re.match(r"(\[rank\d+\]:)?I\d{4} ", ln)]
+    if not lines and log.is_file():
+        lines = log.read_text().splitlines()
+    return "\n".join(lines[-n:])
 
 
 def _start_epoch(ckpt_dir: Path) -> int:
@@ -219,22 +223,22 @@ def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, npro
     plan = {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe), "off_recipe": off_recipe,
             "world_size": world, "per_process_batch": per_batch, "samples_seen": samples_seen(recipe, run),
             "problems": problems, "args": args}
+    if run["launcher"] not in ("local", "slurm"):
+        raise HarnessError(f"unknown launcher {run['launcher']!r} (choose from: local, slurm)")
     if run["dry_run"]:
         return plan
     if problems:
         raise HarnessError(problems[0])
-    if run["launcher"] == "slurm":
-        from harness.slurm import submit
-
-        return submit(plan, run, out_dir, nproc)
-    if run["launcher"] != "local":
-        raise HarnessError(f"unknown launcher {run['launcher']!r} (choose from: local, slurm)")
     if run["logger"] == "tensorboard":
         _require("torch.utils.tensorboard", "tensorboard", "logger=tensorboard")
     ident = run_identity(recipe, d, seed, world, off_recipe)
     done = check_run_dir(out_dir, ident)
     if done is not None:
         return done
+    if run["launcher"] == "slurm":
+        from harness.slurm import submit
+
+        return submit(plan, run, out_dir, ident, nproc)
     return _run(recipe, run, args, out_dir, ident, plan, nproc)
 
 
@@ -250,28 +254,32 @@ def _require(module: str, package: str, why: str) -> None:
 
 
 def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STARTED_JSON).write_text(json.dumps({**ident, "args": args}, indent=2))
+    start_epoch = _start_epoch(out_dir / f"{recipe.name}_scale" / "checkpoints")
+    t0 = time.time()
+    proc = subprocess.run(launch_command(out_dir / STARTED_JSON, nproc), env=_child_env(run, out_dir, nproc),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return record(out_dir, ident, plan, run, start_epoch, time.time() - t0, proc.returncode, proc.stdout)
+
+
+def record(out_dir: Path, ident: dict, plan: dict, run: dict, start_epoch: int, wall: float, returncode: int,
+           output: str = "") -> dict:
+    """Check that open_clip finished and write ``train.json`` atomically (written last = finished)."""
     from harness.manifest import versions
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{recipe.name}_scale"
-    ckpt_dir = out_dir / name / "checkpoints"
-    (out_dir / STARTED_JSON).write_text(json.dumps({**ident, "args": args}, indent=2))
-    start_epoch = _start_epoch(ckpt_dir)
-    t0 = time.time()
-    proc = subprocess.run(launch_command(args, nproc), env=_child_env(run, out_dir, nproc),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wall = time.time() - t0
-    final = ckpt_dir / f"epoch_{run['num_checkpoints']}.pt"
-    if proc.returncode != 0 or not final.is_file():
-        tail = _log_tail(out_dir, name) or "\n".join(proc.stdout.splitlines()[-15:])
-        raise HarnessError(f"open_clip_train failed (exit {proc.returncode}) in {out_dir}; rerun the same command "
+    name = f"{plan['recipe']}_scale"
+    final = out_dir / name / "checkpoints" / f"epoch_{run['num_checkpoints']}.pt"
+    if returncode != 0 or not final.is_file():
+        tail = _tail(output, out_dir / name / "out.log")
+        raise HarnessError(f"open_clip_train failed (exit {returncode}) in {out_dir}; rerun the same command "
                            f"to resume. Last log lines:\n{tail}")
     total = plan["samples_seen"]
     trained_now = total * (run["num_checkpoints"] - start_epoch) // run["num_checkpoints"]
-    doc = {**ident, "scale": recipe.name, "checkpoint": str(final), "samples_seen": total,
+    doc = {**ident, "scale": plan["recipe"], "checkpoint": str(final), "samples_seen": total,
            "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
            "resumed_from_epoch": start_epoch, "per_process_batch": plan["per_process_batch"],
-           "precision": run["precision"], "device": run["device"], "args": args, "versions": versions()}
+           "precision": run["precision"], "device": run["device"], "args": plan["args"], "versions": versions()}
     tmp = out_dir / f".{TRAIN_JSON}.tmp"
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(out_dir / TRAIN_JSON)

@@ -1,0 +1,248 @@
+"""`harness train`: argument lists per scale, refusals, and real open_clip_train runs on CPU.
+
+Runs use the tiny recipe with a test budget (batch 32, a few hundred samples) set through
+``allow_off_recipe=true``, so each is a real open_clip_train process of ~10-15 s.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.train import train
+from tracks.recipes import RECIPES, get_recipe, recipe_hash
+
+# a test budget (off-recipe), one CPU thread per run: the suite shares 2 cores with other tests
+SMALL = {"batch_size": 32, "train_num_samples": 512, "allow_off_recipe": True, "threads": 1}
+COLOURS = ("red", "green", "blue", "yellow")
+
+
+def make_shards(root: Path, n_shards: int = 4, per_shard: int = 64, seed: int = 0) -> Path:
+    """Real WebDataset shards (png + txt + json) of coloured squares, with the shards manifest."""
+    from PIL import Image
+
+    from harness.manifest import sha256_file, write_manifest
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for s in range(n_shards):
+        name = f"{s:08d}.tar"
+        with tarfile.open(root / name, "w") as tf:
+            for i in range(per_shard):
+                c = int(rng.integers(len(COLOURS)))
+                rgb = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]][c], np.int64)
+                img = np.clip(rgb + rng.integers(0, 50, (32, 32, 3)), 0, 255).astype(np.uint8)
+                png = io.BytesIO()
+                Image.fromarray(img).save(png, format="PNG")
+                key = f"{s:04d}{i:04d}"
+                for ext, data in (("png", png.getvalue()), ("txt", f"a {COLOURS[c]} square".encode()),
+                                  ("json", json.dumps({"uid": f"{key:0>32}"}).encode())):
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+        shards.append({"name": name, "n_samples": per_shard, "sha256": sha256_file(root / name)})
+    write_manifest(root, "reshard", f"test-shards-{n_shards}-{per_shard}-{seed}", {}, {},
+                   n_samples=n_shards * per_shard, shards=shards, subset_sha256=None)
+    return root
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    return make_shards(tmp_path_factory.mktemp("train") / "shards")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(shards, tmp_path_factory) -> dict:
+    """One real tiny training run, shared by the tests that only read its outputs."""
+    return train("tiny", shards, tmp_path_factory.mktemp("train") / "run", seed=0, **SMALL)
+
+
+def _weights(doc: dict) -> dict:
+    import torch
+
+    return torch.load(doc["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().decode(errors="replace"):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+# --- argument lists and refusals (no training) ---------------------------------------------------
+
+@pytest.mark.parametrize("scale", sorted(RECIPES))
+def test_dry_run_argument_list_for_each_scale(scale, shards, tmp_path):
+    r = get_recipe(scale)
+    plan = train(scale, shards, tmp_path / "run", seed=3, nproc=2, dry_run=True, workers=1)
+    args = plan["args"]
+    value = {a: b for a, b in zip(args, args[1:]) if a.startswith("--")}
+    assert plan["recipe_hash"] == recipe_hash(r) and not plan["off_recipe"]
+    assert value["--model"] == r.model and float(value["--lr"]) == r.lr and int(value["--warmup"]) == r.warmup
+    assert int(value["--batch-size"]) * 2 == r.batch_size and plan["per_process_batch"] == r.batch_size // 2
+    assert int(value["--train-num-samples"]) * int(value["--epochs"]) == r.train_num_samples
+    assert value["--seed"] == "3" and value["--train-data"].endswith("/{00000000..00000003}.tar")
+    assert ("--beta2" in args) == (r.beta2 is not None)
+    for flag in ("--dataset-resampled", "--local-loss", "--gather-with-grad", "--grad-checkpointing",
+                 "--save-most-recent"):
+        assert flag in args
+    assert value["--resume"] == "latest" and value["--wd"] == "0.2" and value["--dataset-type"] == "webdataset"
+    assert not (tmp_path / "run").exists()
+    if scale.startswith("tiny"):
+        assert value["--precision"] == "fp32" and value["--device"] == "cpu" and plan["problems"] == []
+    else:  # the shards fixture is far smaller than a DataComp batch: reported, not hidden
+        assert any("fewer than one global batch" in p for p in plan["problems"])
+
+
+def test_cli_dry_run_prints_recipe_hash_and_args(cli, shards, tmp_path):
+    res = cli("train", f"data={shards}", f"out_dir={tmp_path / 'r'}", "dry_run=true")
+    assert res.returncode == 0, res.stderr
+    assert f"recipe tiny hash {recipe_hash(get_recipe('tiny'))}" in res.stdout
+    assert "open_clip_train.main --save-frequency 0 --train-data" in res.stdout
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_refuses_recipe_override(cli, shards, tmp_path):
+    res = cli("train", f"data={shards}", f"out_dir={tmp_path / 'r'}", "recipe.lr=0.01")
+    assert res.returncode == 2
+    assert "error: lr is fixed by the tiny recipe" in res.stderr and "allow_off_recipe=true" in res.stderr
+
+
+def test_off_recipe_is_marked_and_hashed_differently(shards, tmp_path):
+    plan = train("tiny", shards, tmp_path, dry_run=True, lr=0.01, allow_off_recipe=True)
+    assert plan["off_recipe"] and plan["recipe_hash"] != recipe_hash(get_recipe("tiny"))
+    assert "0.01" in plan["args"]
+    same = train("tiny", shards, tmp_path, dry_run=True, lr=get_recipe("tiny").lr)
+    assert not same["off_recipe"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scale": "huge"}, "unknown scale 'huge'"),
+    ({"nproc": 3}, "global batch 128 does not divide over 3 process"),
+    ({"workers": 3, "nproc": 2}, "4 shard\\(s\\) for 3 worker\\(s\\) × 2 process\\(es\\) = 6 readers"),
+    ({"batch_size": 512, "allow_off_recipe": True}, "holds 256 samples, fewer than one global batch \\(512\\)"),
+    ({"precision": "amp"}, "precision 'amp' is not allowed at scale tiny"),
+    ({"logger": "mlflow"}, "unknown logger 'mlflow'"),
+    ({"grad_clip_norm": 1.0}, "unknown train option\\(s\\) grad_clip_norm"),
+])
+def test_bad_requests_are_refused_before_training(shards, tmp_path, kwargs, message):
+    kwargs = {"scale": "tiny", **kwargs}
+    with pytest.raises(HarnessError, match=message):
+        train(kwargs.pop("scale"), shards, tmp_path / "run", **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_data_dirs_are_refused(tmp_path, shards):
+    with pytest.raises(HarnessError, match="no manifest.json"):
+        train("tiny", tmp_path, tmp_path / "run")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "manifest.json").write_text(json.dumps({"n_samples": 0, "shards": []}))
+    with pytest.raises(HarnessError, match="holds no shards"):
+        train("tiny", empty, tmp_path / "run")
+    (empty / "manifest.json").write_text(json.dumps({"n_samples": 64, "shards": [{"name": "00000000.tar"}]}))
+    with pytest.raises(HarnessError, match="shard 00000000.tar listed in manifest.json is missing"):
+        train("tiny", empty, tmp_path / "run")
+
+
+def test_slurm_job_is_generated_without_submitting(shards, tmp_path):
+    done = train("tiny", shards, tmp_path / "run", nproc=2, nnodes=2, workers=1, launcher="slurm",
+                 slurm={"submit": False, "partition": "gpu", "cpus_per_task": 4})
+    script = Path(done["sbatch"]).read_text()
+    assert not done["submitted"] and done["world_size"] == 4
+    for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --partition=gpu", "#SBATCH --cpus-per-task=4", "-m submitit.core._submit"):
+        assert line in script
+    assert "--batch-size" in done["args"] and done["args"][done["args"].index("--batch-size") + 1] == "32"
+
+
+# --- real training ------------------------------------------------------------------------------
+
+def test_tiny_training_runs_and_records_train_json(tiny_run):
+    from harness.models import load_checkpoint, model_name_of
+
+    run_dir = Path(tiny_run["checkpoint"]).parents[2]
+    on_disk = json.loads((run_dir / "train.json").read_text())
+    assert on_disk == tiny_run
+    assert tiny_run["recipe"] == "tiny" and tiny_run["off_recipe"] and tiny_run["world_size"] == 1
+    assert tiny_run["samples_seen"] == 512 and tiny_run["samples_per_s"] > 0 and tiny_run["wall_s"] > 0
+    assert tiny_run["data_manifest_hash"] == "test-shards-4-64-0"
+    assert "torch" in tiny_run["versions"] and "open_clip_torch" in tiny_run["versions"]
+    log = (run_dir / "tiny_scale" / "out.log").read_text()
+    assert "Train Epoch: 3 [128/128 (100%)]" in log and "Train Epoch: 4" not in log  # 4 epochs × 128 samples
+    model, _, _ = load_checkpoint(tiny_run["checkpoint"], model_name_of(run_dir))
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_finished_run_is_not_retrained(tiny_run, shards):
+    run_dir = Path(tiny_run["checkpoint"]).parents[2]
+    mtime = os.path.getmtime(tiny_run["checkpoint"])
+    t0 = time.time()
+    again = train("tiny", shards, run_dir, seed=0, **SMALL)
+    assert again == tiny_run and os.path.getmtime(tiny_run["checkpoint"]) == mtime and time.time() - t0 < 5
+
+
+def test_run_dir_of_another_recipe_is_refused_naming_both_hashes(tiny_run, shards):
+    run_dir = Path(tiny_run["checkpoint"]).parents[2]
+    with pytest.raises(HarnessError) as err:
+        train("tiny", shards, run_dir, seed=0, **{**SMALL, "lr": 2e-3})
+    msg = str(err.value)
+    assert tiny_run["recipe_hash"] in msg and "hash" in msg.split(tiny_run["recipe_hash"])[1]
+    with pytest.raises(HarnessError, match="another seed"):
+        train("tiny", shards, run_dir, seed=1, **SMALL)
+
+
+def test_same_seed_gives_identical_weights(tiny_run, shards, tmp_path):
+    import torch
+
+    again = train("tiny", shards, tmp_path / "again", seed=0, **SMALL)
+    a, b = _weights(tiny_run), _weights(again)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_sigkill_reaches_the_same_sample_count(shards, tmp_path):
+    """SIGKILL `harness train` after its first checkpoint; the same command finishes the run."""
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness", "train", f"data={shards}", f"out_dir={run_dir}",
+           "recipe.batch_size=32", "recipe.train_num_samples=1024", "allow_off_recipe=true", "num_checkpoints=4", "threads=1"]
+    latest = run_dir / "tiny_scale" / "checkpoints" / "epoch_latest.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    while not latest.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert latest.exists(), "no checkpoint appeared before the deadline"
+    time.sleep(1)  # the trainer dies with its parent (PR_SET_PDEATHSIG); let the OS reap it
+    assert not _processes_mentioning(str(run_dir)), "an orphaned trainer survived its parent"
+    assert not (run_dir / "train.json").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((run_dir / "train.json").read_text())
+    assert 1 <= doc["resumed_from_epoch"] < 4 and doc["samples_seen"] == 1024
+    assert "=> resuming checkpoint" in (run_dir / "tiny_scale" / "out.log").read_text()
+
+
+def test_torchrun_two_gloo_processes(shards, tmp_path):
+    doc = train("tiny", shards, tmp_path / "run", seed=0, nproc=2, **SMALL)
+    assert doc["world_size"] == 2 and doc["per_process_batch"] == 16 and doc["samples_seen"] == 512
+    log = (tmp_path / "run" / "tiny_scale" / "out.log").read_text()
+    assert "Running in distributed mode with multiple processes" in log and "total 2" in log
+    assert sum(t.numel() for t in _weights(doc).values()) > 0
