@@ -169,7 +169,8 @@ def _names(hdrs: np.ndarray, given: dict[int, str]) -> list[str]:
     for i in prefixed.tolist():
         names[i] = _member_name(hdrs[i].tobytes(), None, {})
     for i, name in given.items():
-        names[i] = name
+        if i < len(names):  # records past a bad checksum were cut off
+            names[i] = name
     return names
 
 
