@@ -246,7 +246,8 @@ def verify(plan: dict[str, Any], records: list[dict[str, Any]], out: Path) -> No
     if written != plan["n_found"]:
         problems.append(f"wrote {written} samples but the pool holds {plan['n_found']} of the subset")
     if problems:
-        raise HarnessError(f"verification of {out} failed: {'; '.join(problems[:3])}")
+        raise HarnessError(f"verification of {out} failed: {'; '.join(problems[:3])}; "
+                           "rerun with overwrite=true to write it again")
 
 
 def _missing_field(out: Path, missing: np.ndarray) -> dict[str, Any]:

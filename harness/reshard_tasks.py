@@ -230,7 +230,7 @@ class _HashingWriter:
     """
 
     def __init__(self, fh: Any, buffer_bytes: int = FLUSH_BYTES, n_buffers: int = 4) -> None:
-        self.sha, self.error, self.total = hashlib.sha256(), None, 0
+        self.sha, self.error, self.total, self.n_buffers = hashlib.sha256(), None, 0, n_buffers
         self.free: queue.Queue = queue.Queue()
         self.full: queue.Queue = queue.Queue()
         self.written: queue.Queue = queue.Queue()
@@ -297,6 +297,12 @@ class _HashingWriter:
             if self.pos == len(self.buf):
                 self._rotate()
 
+    def settle(self) -> None:
+        """Hand over the current buffer and wait until every full buffer is written and hashed."""
+        self._rotate()
+        while self.free.qsize() < self.n_buffers - 1:
+            time.sleep(0.01)
+
     def close(self) -> str:
         """Write what is left, stop the threads, return the sha256 of everything written."""
         self._rotate()
@@ -357,8 +363,7 @@ def write_shard(task: dict[str, Any]) -> dict[str, Any]:
             writer = _HashingWriter(fh)
             for k, (src, uid, members) in enumerate(samples):
                 if k == stall_at:
-                    writer._rotate()
-                    time.sleep(0.5)  # let the writer thread put the first half on disk
+                    writer.settle()  # the first half on disk, under the temporary name
                     _test_stall("write", index, task["work"])
                 if src not in fds:
                     if len(fds) >= MAX_OPEN_INPUTS:  # a shuffled shard draws from every input

@@ -190,3 +190,14 @@ def test_bare_shards_directory_and_unknown_option(pool, tmp_path):
         reshard(root, subset, tmp_path / "x", shard_sise=3)
     with pytest.raises(HarnessError, match="holds no \\*.tar"):
         reshard(tmp_path, subset, tmp_path / "y")
+
+
+def test_unfinished_run_of_other_inputs_is_refused(pool, tmp_path):
+    root, images, subset = pool
+    with pytest.raises(HarnessError, match="strict=true"):  # stops after indexing, leaving its work dir
+        reshard(root, subset, tmp_path / "o", strict=True)
+    assert (tmp_path / "o" / ".reshard" / "state.json").is_file()
+    other = make_subset(tmp_path / "other.npy", list(images)[:2])
+    with pytest.raises(HarnessError, match="an unfinished reshard of other inputs"):
+        reshard(root, other, tmp_path / "o")
+    assert reshard(root, subset, tmp_path / "o")["n_samples"] == 12  # same inputs: resumes

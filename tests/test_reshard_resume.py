@@ -56,7 +56,7 @@ def test_sigkill_while_writing_then_rerun_finishes_only_the_rest(job, tmp_path):
     out = tmp_path / "o"
     proc = start(pool, subset, out, "write:1")
     wait_for(out / ".reshard" / "stalled-write-1", proc)
-    time.sleep(0.3)  # let the other worker finish what it holds
+    wait_for(out / ".reshard" / "done" / "00000000.json", proc)  # the other worker finished shard 0
     kill(proc)
     assert not (out / "manifest.json").exists()
     assert (out / ".00000001.tar.tmp").stat().st_size > 0  # the half-written shard, under its temporary name
