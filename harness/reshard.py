@@ -23,7 +23,7 @@ import numpy as np
 from harness.engine import map_tasks
 from harness.errors import HarnessError
 from harness.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
-from harness.pool import SHARD_PATTERN, STATS_PATTERN
+from harness.pool import STATS_PATTERN
 from harness.reshard_tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
                                    write_json_atomic, write_shard)
 from harness.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_subset, sort_pairs, write_subset
