@@ -109,7 +109,10 @@ def suite(tmp_path_factory) -> dict:
     return {"root": root, "data": data, "suite": str(root / "suite.yaml"), "ckpt": ckpt}
 
 
-def test_suite_end_to_end_and_resume(suite, tmp_path, capsys):
+def test_suite_end_to_end_and_resume(suite, tmp_path, capsys, monkeypatch):
+    from evals import tasks_eval
+
+    monkeypatch.setattr(tasks_eval, "MIN_BYTES_FOR_WORKERS", 0)   # decode workers even for toy tasks
     out = tmp_path / "eval"
     scores = evaluate(suite["ckpt"], MODEL, suite["data"], out, suite=suite["suite"], batch_size=8, workers=2,
                       progress=False)
@@ -162,8 +165,12 @@ def test_datacomp_partial_run_reports_missing(suite, tmp_path):
     assert len(scores["missing"]["VTAB"]) == 13
 
 
-def test_bad_task_data_is_named(suite, tmp_path):
+def test_bad_task_data_is_named(suite, tmp_path, monkeypatch):
     import shutil
+
+    from evals import tasks_eval
+
+    monkeypatch.setattr(tasks_eval, "MIN_BYTES_FOR_WORKERS", 0)   # errors raised inside decode workers
 
     data = tmp_path / "data"
     shutil.copytree(suite["data"] / "toy_cls", data / "toy_cls")
