@@ -279,7 +279,7 @@ def record(out_dir: Path, ident: dict, plan: dict, run: dict, start_epoch: int, 
     doc = {**ident, "scale": plan["recipe"], "checkpoint": str(final), "samples_seen": total,
            "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
            "resumed_from_epoch": start_epoch, "per_process_batch": plan["per_process_batch"],
-           "precision": run["precision"], "device": run["device"], "args": plan["args"], "versions": versions()}
+           "precision": run["precision"], "device": run["device"], "threads": run["threads"], "args": plan["args"], "versions": versions()}
     tmp = out_dir / f".{TRAIN_JSON}.tmp"
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(out_dir / TRAIN_JSON)
