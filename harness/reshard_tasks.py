@@ -45,7 +45,7 @@ BAD_KINDS = {
 }
 EXAMPLES_PER_KIND = 5
 IMAGE_EXTS = frozenset(("jpg", "jpeg", "png", "webp"))
-FLUSH_BYTES = 8 << 20
+FLUSH_BYTES = 1 << 20  # small enough that a buffer is still in cache when written and hashed
 MAX_OPEN_INPUTS = 256
 STALL_ENV = "HARNESS_RESHARD_STALL"
 _UID = re.compile(r"[0-9a-f]{32}")
