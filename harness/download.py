@@ -93,6 +93,26 @@ def _pool_table(src: Path, url_col: str, caption_col: str) -> pa.Table | None:
     return table
 
 
+def _copy_one(src: Path, dest: Path, url_col: str, caption_col: str) -> dict[str, Any]:
+    """Write one pool metadata file (+ its npz) atomically, its uids checked before it lands."""
+    generated = "uid" not in pq.read_schema(src).names
+    table = _pool_table(src, url_col, caption_col)
+    uids = table.column("uid") if table is not None else pq.read_table(src, columns=["uid"]).column("uid")
+    hex_to_pairs(uids, where=str(src))
+    if table is not None or dest.resolve() != src.resolve():
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        if table is not None:
+            pq.write_table(table, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    npz, dest_npz = src.with_suffix(".npz"), dest.with_suffix(".npz")
+    if npz.is_file() and npz.resolve() != dest_npz.resolve():
+        shutil.copyfile(npz, dest.with_suffix(".npz.tmp"))
+        dest.with_suffix(".npz.tmp").replace(dest_npz)
+    return {"source": str(src), "rows": len(uids), "uids_generated": generated}
+
+
 def copy_metadata(files: list[Path], pool: Pool, url_col: str, caption_col: str, overwrite: bool,
                   done: dict[str, Any]) -> dict[str, Any]:
     """Copy parquet (+npz) files into ``pool/metadata``; a rerun skips files copied from the same source."""
@@ -107,18 +127,7 @@ def copy_metadata(files: list[Path], pool: Pool, url_col: str, caption_col: str,
         if dest.is_file() and dest.resolve() != src.resolve() and not overwrite:
             raise HarnessError(f"{dest} exists and was not copied from {src}; "
                                "use another pool_dir or overwrite=true")
-        table = _pool_table(src, url_col, caption_col)
-        if dest.resolve() != src.resolve() or table is not None:
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            pq.write_table(table, tmp) if table is not None else shutil.copyfile(src, tmp)
-            tmp.replace(dest)
-        npz = src.with_suffix(".npz")
-        if npz.is_file() and npz.resolve() != dest.with_suffix(".npz").resolve():
-            shutil.copyfile(npz, dest.with_suffix(".npz.tmp"))
-            dest.with_suffix(".npz.tmp").replace(dest.with_suffix(".npz"))
-        hex_to_pairs(pq.read_table(dest, columns=["uid"]).column("uid"), where=str(dest))
-        record[src.name] = {"source": str(src), "source_sha256": src_hash, "rows": pq.read_metadata(dest).num_rows,
-                            "uids_generated": table is not None and "uid" not in pq.read_schema(src).names}
+        record[src.name] = {**_copy_one(src, dest, url_col, caption_col), "source_sha256": src_hash}
     return record
 
 

@@ -82,17 +82,22 @@ def test_mixed_sources(tmp_path, external, server):
     pool_uids = make_pool(pool)
     chosen = sorted(pool_uids[i] for i in (1, 4, 12, 19))
     write_subset(tmp_path / "sub.npy", hex_to_pairs(chosen))
-    meta, good = write_metadata(tmp_path / "meta", server.server_address[1], {"ok": 6, "missing": 2}, n_files=1)
+    meta, _ = write_metadata(tmp_path / "meta", server.server_address[1], {"ok": 6, "missing": 2}, n_files=1,
+                             caption_col="caption")
+    pq.write_table(pq.read_table(meta / "00000000.parquet").drop_columns(["uid"]), meta / "00000000.parquet")
     out = tmp_path / "out"
     sources = [f"pool:{pool}@{tmp_path / 'sub.npy'}", f"shards:{external}", f"parquet:{meta / '00000000.parquet'}"]
     man = build_byod(sources, out, shard_size=8, workers=2,
-                     download={"processes": 1, "threads": 4, "timeout": TIMEOUT})
+                     download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})
     samples = out_samples(out)
     uids = [u for u, _ in samples]
     assert len(uids) == len(set(uids)) == man["n_samples"] == 4 + 5 + 3 + 6
     assert set(uids[:4]) == set(chosen)  # sources in order
     assert [c for _, c in samples[4:12]] == [f"ext {i}" for i in range(5)] + [f"tagged {i}" for i in range(3)]
-    assert set(uids[12:]) == good
+    assert sorted(c for _, c in samples[12:]) == [f"ok number {i}" for i in range(6)]  # caption column renamed
+    copied = pq.read_table(Path(man["sources"][2]["pool_dir"]) / "metadata" / "00000000.parquet")
+    assert set(uids[12:]) == {u for u, url in zip(copied["uid"].to_pylist(), copied["url"].to_pylist())
+                              if "/ok/" in url}
     assert [s["kind"] for s in man["sources"]] == ["pool", "shards", "parquet"]
     assert man["track"] == "byod" and man["sources"][1]["incomplete_samples_skipped"] == 1
     assert man["sources"][1]["rewritten_tars"] == 1 and man["sources"][2]["downloaded"] == 6
@@ -100,7 +105,7 @@ def test_mixed_sources(tmp_path, external, server):
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["sources"] == man["sources"] and on_disk["subset_sha256"]
     again = build_byod(sources, out, shard_size=8, workers=2,
-                       download={"processes": 1, "threads": 4, "timeout": TIMEOUT})
+                       download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})
     assert again["skipped"] and out_samples(out) == samples
 
 

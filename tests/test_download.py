@@ -145,6 +145,7 @@ def test_download_counts_and_layout(tmp_path, server):
     assert again["this_run"]["successes"] == 0 and again["successes"] == summary["successes"]
 
 
+@pytest.mark.slow
 def test_cli_download_renames_caption_and_generates_uids(tmp_path, server, cli):
     """A bring-your-own url+caption parquet: caption column named freely, uids generated."""
     kinds = {"ok": 6, "missing": 2}
@@ -179,7 +180,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def test_resume_after_sigkill(tmp_path, server):
     """SIGKILL mid-download, rerun: every image exactly once, finished shards not redone."""
-    kinds = {"ok": 60, "missing": 10}
+    kinds = {"ok": 30, "missing": 10}
     meta, good = write_metadata(tmp_path / "meta", server.server_address[1], kinds, n_files=2)
     pool = tmp_path / "pool"
     args = [sys.executable, "-m", "harness", "pool", "download", f"metadata_dir={meta}", f"pool_dir={pool}",
@@ -189,7 +190,7 @@ def test_resume_after_sigkill(tmp_path, server):
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while len(list((pool / "shards").glob("*_stats.json"))) < 2 and time.time() < deadline:
+        while len(list((pool / "shards").glob("*_stats.json"))) < 1 and time.time() < deadline:
             assert proc.poll() is None, "download finished before it could be killed"
             time.sleep(0.05)
         _kill_group(proc)
@@ -198,15 +199,15 @@ def test_resume_after_sigkill(tmp_path, server):
         if proc.poll() is None:
             _kill_group(proc)
     done_before = {p.name: p.stat().st_mtime_ns for p in (pool / "shards").glob("*_stats.json")}
-    assert 2 <= len(done_before) < 8
+    assert 1 <= len(done_before) < 4
     res = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((pool / "download.json").read_text())
-    assert summary["complete"] and summary["successes"] == len(good) == 120
+    assert summary["complete"] and summary["successes"] == len(good) == 60
     assert sorted(shard_uids(pool / "shards")) == sorted(good)
     assert {p.name: p.stat().st_mtime_ns for p in (pool / "shards").glob("*_stats.json")
             if p.name in done_before} == done_before
-    assert summary["this_run"]["successes"] < 120
+    assert summary["this_run"]["successes"] < 60
 
 
 @pytest.fixture
@@ -240,6 +241,7 @@ def _fill_and_resume(tmp_path: Path, disk: Path, server, match: str, **opts) -> 
     assert sorted(shard_uids(pool / "shards")) == sorted(good)
 
 
+@pytest.mark.slow
 def test_low_disk_stops_cleanly_and_resumes(tmp_path, small_disk, server):
     """Free space falls below min_free_mb mid-download: stop, keep only whole shards, resume later."""
     _fill_and_resume(tmp_path, small_disk, server, r"disk full .*free space fell below min_free_mb=0.5 MiB.*rerun",
@@ -250,3 +252,17 @@ def test_low_disk_stops_cleanly_and_resumes(tmp_path, small_disk, server):
 def test_real_enospc_keeps_no_truncated_shard(tmp_path, small_disk, server):
     """With the floor off, writes hit ENOSPC: truncated shards are un-marked, the rerun completes them."""
     _fill_and_resume(tmp_path, small_disk, server, r"shards did not finish \(disk full\); rerun", min_free_mb=0)
+
+
+def test_bad_uid_is_refused_before_it_lands(tmp_path):
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    uids = make_uids(3)
+    uids[1] = "not-a-uid"
+    pq.write_table(pa.table({"uid": uids, "url": ["http://127.0.0.1:9/a.jpg"] * 3, "text": ["a"] * 3}),
+                   meta / "a.parquet")
+    with pytest.raises(HarnessError, match=r"a.parquet, row 1: uid 'not-a-uid' is not 32 lower-case hex"):
+        download_pool(meta, tmp_path / "pool")
+    assert not list((tmp_path / "pool" / "metadata").glob("*.parquet"))
+    with pytest.raises(HarnessError, match="has no \\*.parquet files"):
+        download_pool(tmp_path / "pool" / "metadata", tmp_path / "pool2")

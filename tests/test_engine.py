@@ -84,11 +84,8 @@ def ray_cluster():
     from harness.engine import ray_init
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    started = not ray.is_initialized()
     ray_init(None, workers=2)
-    yield ray
-    if started:
-        ray.shutdown()
+    yield ray  # left running: the next Ray test module reuses it; Ray stops it when pytest exits
 
 
 def test_ray_matches_local(tmp_path, ray_cluster):
