@@ -155,8 +155,9 @@ def check_run_dir(out_dir: Path, ident: dict[str, Any]) -> dict[str, Any] | None
             continue
         prev = json.loads(path.read_text())
         if prev.get("recipe_hash") != ident["recipe_hash"]:
-            raise HarnessError(f"{out_dir} holds a run of recipe {prev.get('recipe')} (hash {prev.get('recipe_hash')}), "
-                               f"not {ident['recipe']} (hash {ident['recipe_hash']}); use another out_dir")
+            raise HarnessError(f"{out_dir} holds a run of recipe {prev.get('recipe')} "
+                               f"(hash {prev.get('recipe_hash')}), not {ident['recipe']} "
+                               f"(hash {ident['recipe_hash']}); use another out_dir")
         for key in ("data_manifest_hash", "seed", "world_size"):
             if prev.get(key) != ident[key]:
                 raise HarnessError(f"{out_dir} holds a run with another {key} ({prev.get(key)} ≠ {ident[key]}); "
@@ -279,7 +280,8 @@ def record(out_dir: Path, ident: dict, plan: dict, run: dict, start_epoch: int, 
     doc = {**ident, "scale": plan["recipe"], "checkpoint": str(final), "samples_seen": total,
            "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
            "resumed_from_epoch": start_epoch, "per_process_batch": plan["per_process_batch"],
-           "precision": run["precision"], "device": run["device"], "threads": run["threads"], "args": plan["args"], "versions": versions()}
+           "precision": run["precision"], "device": run["device"], "threads": run["threads"],
+           "args": plan["args"], "versions": versions()}
     tmp = out_dir / f".{TRAIN_JSON}.tmp"
     tmp.write_text(json.dumps(doc, indent=2))
     tmp.replace(out_dir / TRAIN_JSON)

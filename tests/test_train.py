@@ -221,7 +221,8 @@ def test_resume_after_sigkill_reaches_the_same_sample_count(shards, tmp_path):
     """SIGKILL `harness train` after its first checkpoint; the same command finishes the run."""
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "harness", "train", f"data={shards}", f"out_dir={run_dir}",
-           "recipe.batch_size=32", "recipe.train_num_samples=512", "allow_off_recipe=true", "num_checkpoints=4", "threads=1"]
+           "recipe.batch_size=32", "recipe.train_num_samples=512", "allow_off_recipe=true", "num_checkpoints=4",
+           "threads=1"]
     latest = run_dir / "tiny_scale" / "checkpoints" / "epoch_latest.pt"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 400
@@ -246,3 +247,16 @@ def test_torchrun_two_gloo_processes(shards, tmp_path):
     log = (tmp_path / "run" / "tiny_scale" / "out.log").read_text()
     assert "Running in distributed mode with multiple processes" in log and "total 2" in log
     assert sum(t.numel() for t in _weights(doc).values()) > 0
+
+
+def test_wandb_logger_is_offline_by_default(shards, tmp_path, monkeypatch):
+    from harness.train import _child_env, resolve
+
+    plan = train("tiny", shards, tmp_path, dry_run=True, logger="wandb")
+    assert plan["args"][-4:] == ["--report-to", "wandb", "--wandb-project-name", "datacomp-harness"]
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    _, run, _ = resolve("tiny", {"logger": "wandb"})
+    env = _child_env(run, tmp_path, nproc=2)
+    assert env["WANDB_MODE"] == "offline" and env["WANDB_DIR"] == str(tmp_path) and env["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert _child_env(run, tmp_path, nproc=1)["WANDB_MODE"] == "online"
