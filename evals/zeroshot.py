@@ -56,15 +56,20 @@ def _samples(url: str) -> Iterator[dict]:
         raise HarnessError(f"{url}: not a readable tar shard ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
-def _collate(samples: list[dict]) -> list[dict]:
-    return samples
+def _collate(samples: list[dict]) -> dict:
+    """Stack the decodable images in the worker: one tensor crosses the process boundary per batch."""
+    images = [s.pop("image") for s in samples]
+    for s, im in zip(samples, images):
+        s["ok"] = im is not None
+    good = [im for im in images if im is not None]
+    return {"images": torch.stack(good) if good else None, "samples": samples}
 
 
 def iter_batches(urls, transform, batch_size: int, workers: int, retrieval=False, group=None, want_npy=False):
     """Lists of decoded samples; order within and across batches is restored by the caller."""
     stream = TaskStream(urls, transform, retrieval, group, want_npy)
-    return torch.utils.data.DataLoader(stream, batch_size=batch_size, num_workers=workers,
-                                       collate_fn=_collate, persistent_workers=False)
+    return torch.utils.data.DataLoader(stream, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
+                                       pin_memory=torch.cuda.is_available(), prefetch_factor=4 if workers else None)
 
 
 def autocast(device: str):
@@ -86,9 +91,9 @@ def encode_texts(model, tokenizer, texts: list[str], device: str) -> torch.Tenso
 
 
 @torch.no_grad()
-def encode_images(model, images: list[torch.Tensor], device: str) -> torch.Tensor:
+def encode_images(model, images: torch.Tensor, device: str) -> torch.Tensor:
     with autocast(device):
-        f = model.encode_image(torch.stack(images).to(device))
+        f = model.encode_image(images.to(device, non_blocking=True))
     return torch.nn.functional.normalize(f.float(), dim=-1)
 
 
@@ -111,21 +116,17 @@ def clear_cache() -> None:
 
 
 def run_images(model, loader, device: str, progress=None) -> tuple[list[dict], torch.Tensor]:
-    """Encode every decodable image; returns the samples in file order (undecodable ones flagged
-    with ``image=None``) and the features of the decodable ones, in the same order."""
+    """Encode every decodable image; returns the samples in file order (undecodable ones with
+    ``ok=False``) and the features of the decodable ones, in the same order."""
     samples, feats = [], []
     for batch in _reraised(loader):
-        good = [s for s in batch if s["image"] is not None]
+        good = [s for s in batch["samples"] if s["ok"]]
         if good:
-            f = encode_images(model, [s["image"] for s in good], device).cpu()
-            for s, row in zip(good, f):
+            for s, row in zip(good, encode_images(model, batch["images"], device).cpu()):
                 s["feat"] = row
-        for s in batch:
-            s.pop("image")
-            s["ok"] = "feat" in s
-        samples += batch
+        samples += batch["samples"]
         if progress is not None:
-            progress.update(len(batch))
+            progress.update(len(batch["samples"]))
     samples.sort(key=lambda s: s["order"])
     good = [s.pop("feat") for s in samples if s["ok"]]
     return samples, (torch.stack(good) if good else torch.zeros(0, 0))
