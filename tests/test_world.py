@@ -151,6 +151,8 @@ def test_eval_suite_layout(tiny_world):
     assert sorted(p.name for p in ev.iterdir()) == sorted(TASKS)
     for key, (_, classes, templates, _) in TASKS.items():
         assert (ev / key / "test" / "nshards.txt").read_text().strip() == "1"
+        kind = (ev / key / "dataset_type.txt").read_text().strip()
+        assert kind == ("retrieval" if key == "tiny_retrieval" else "classification")
         samples = read_tar(ev / key / "test" / "0.tar")
         assert all(k.startswith("s") and len(k) == 8 for k in samples)
         first = next(iter(samples.values()))

@@ -1,6 +1,7 @@
 """The tiny eval suite in the CLIP_benchmark WebDataset layout.
 
-Per task folder: ``classnames.txt``, ``zeroshot_classification_templates.txt`` (classification),
+Per task folder: ``dataset_type.txt`` (classification | retrieval), ``classnames.txt``,
+``zeroshot_classification_templates.txt`` (classification),
 ``test/nshards.txt`` and ``test/{i}.tar`` whose samples are ``s%07d.png`` + ``.cls`` (the label
 as ASCII digits), retrieval samples carry ``.txt`` (captions, one per line), worst-group samples
 a ``.json`` with ``group``. Tasks are rows of a table, rendered with the pool's renderer.
@@ -77,6 +78,7 @@ def _digit_images(rng: np.random.Generator, labels: np.ndarray, image_size: int)
 def _write_task(folder: Path, key: str, images: np.ndarray, labels: np.ndarray, extra: list[dict]) -> None:
     _, classes, templates, _ = TASKS[key]
     (folder / "test").mkdir(parents=True)
+    (folder / "dataset_type.txt").write_text(("classification" if classes else "retrieval") + "\n")
     if classes:
         (folder / "classnames.txt").write_text("\n".join(classes) + "\n")
         (folder / "zeroshot_classification_templates.txt").write_text("\n".join(templates) + "\n")

@@ -10,7 +10,6 @@ Everything is built in temporary directories and renamed into place at the end.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.world import defects, render, scenes, tario, vocab
+from harness.world.evalsuite import make_eval_suite
 
 WORLD_CONF = Path(__file__).resolve().parents[2] / "conf" / "world" / "tiny.yaml"
 POOL_NAME = "tiny"
@@ -168,21 +168,15 @@ def ground_truth(world: dict, labels: np.ndarray):
 
 def write_reference_set(out: Path, seed: int, banks: render.Banks, conf: dict) -> Path:
     """The clean reference set as a shards directory with a manifest (what `harness train` reads)."""
-    from harness.manifest import write_manifest
+    from harness.manifest import sha256_json, write_manifest
 
     n = int(conf["reference_size"])
     world = clean_samples(seed, 0x2EF, n, banks, conf, conf["digit_share"])
     world["uids"] = _uids(seed, n, 0x2EF1D)
     records = write_shards(out, world, max(1, min(conf["shard_size"], n)), conf["image_ext"], metadata=False)
-    write_manifest(out, "tiny_reference_set", sha256_json_of(records), {}, {"seed": seed, "n": n},
+    write_manifest(out, "tiny_reference_set", sha256_json(records), {}, {"seed": seed, "n": n},
                    n_samples=n, shards=records, subset_sha256=None, finished_at=None)
     return out
-
-
-def sha256_json_of(obj: Any) -> str:
-    from harness.manifest import sha256_json
-
-    return sha256_json(obj)
 
 
 def train_reference(data: Path, out: Path, seed: int, conf: dict, work: Path) -> dict:
@@ -218,19 +212,13 @@ def _check_args(seed: Any, pool_size: Any, pool_dir: Path, eval_dir: Path) -> tu
     return int(seed), None if pool_size is None else int(pool_size)
 
 
-def _hash_tree(root: Path) -> str:
-    from harness.manifest import input_identity
-
-    return input_identity(root)
-
-
 def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: int = 0,
                pool_size: int | None = None, overwrite: bool = False, **knobs: Any) -> dict[str, Any]:
     """Write the tiny world (pool + eval suite); returns the summary (also in ``pool.json``)."""
     import pyarrow.parquet as pq
 
     from harness.featurize import featurize
-    from harness.manifest import atomic_dir, fingerprint, write_manifest
+    from harness.manifest import atomic_dir, fingerprint, input_identity, write_manifest
 
     pool_dir = Path(pool_dir)
     eval_dir = Path(eval_dir) if eval_dir else pool_dir.parent / "evalsets"
@@ -249,7 +237,7 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
         with atomic_dir(pool_dir, overwrite) as tmp, atomic_dir(eval_dir, overwrite) as tmp_eval, \
                 tempfile.TemporaryDirectory(prefix=".tinyref-", dir=tmp.parent) as work:
             banks = render.build_banks(int(conf["image_size"]), seed)
-            ev = evalsuite_make(tmp_eval, banks, seed, conf)
+            ev = make_eval_suite(tmp_eval, banks, seed, int(conf["eval_per_class"]))
             lap("eval_suite")
             world, labels = build_pool(seed, n, banks, conf, ev["rendered"])
             lap("render")
@@ -278,19 +266,13 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
             (tmp / "pool.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
             config = {"seed": seed, "pool_size": n, "world": conf}
             write_manifest(tmp, "pool_make", fingerprint({}, config), {}, config, n_samples=n,
-                           output_hash=_hash_tree(tmp), eval_hash=_hash_tree(tmp_eval), finished_at=None)
+                           output_hash=input_identity(tmp), eval_hash=input_identity(tmp_eval), finished_at=None)
             lap("finish")
     except OSError as exc:
         raise HarnessError(f"cannot write the tiny world: {exc.strerror or exc} ({exc.filename or pool_dir})") from None
     return doc | {"pool_dir": str(pool_dir), "eval_dir": str(eval_dir), "times": times,
                   "wall_s": round(time.time() - t0, 2), "reference_samples_per_s": ref["samples_per_s"],
                   "pool_bytes": sum(f.stat().st_size for f in pool_dir.rglob("*") if f.is_file())}
-
-
-def evalsuite_make(eval_dir: Path, banks: render.Banks, seed: int, conf: dict) -> dict:
-    from harness.world.evalsuite import make_eval_suite
-
-    return make_eval_suite(eval_dir, banks, seed, int(conf["eval_per_class"]))
 
 
 def print_summary(res: dict) -> None:
