@@ -53,8 +53,8 @@ def ray_init(address: str | None, workers: int) -> None:
     try:
         if address:
             ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=max(workers, 1), **kwargs)
+        else:  # "local": a new cluster even when `ray start` left one (or its stale address file) here
+            ray.init(address="local", num_cpus=max(workers, 1), **kwargs)
     except ConnectionError as exc:
         raise HarnessError(f"cannot reach the Ray cluster at ray_address={address!r} ({exc}); "
                            "start one with `ray start --head` or leave ray_address unset") from None

@@ -62,3 +62,18 @@ def test_reshard_on_ray_is_byte_identical(tmp_path):
         assert a.read_bytes() == b.read_bytes()
     man = {e: json.loads((tmp_path / e / "manifest.json").read_text()) for e in ("local", "ray")}
     assert man["ray"]["shards"] == man["local"]["shards"] and man["ray"]["n_samples"] == len(uids)
+
+
+@pytest.mark.slow
+def test_tiny_world_filter_then_reshard_on_ray(tmp_path, tiny_world):
+    """The whole metadata → subset → shards path on the tiny world, Ray against local, byte for byte."""
+    pool = tiny_world["pool_dir"]
+    for engine in ("local", "ray"):
+        _filter(pool, tmp_path / f"{engine}.npy", engine)
+        assert run_command(["reshard", f"pool_dir={pool}", f"subset={tmp_path / f'{engine}.npy'}",
+                            f"out_dir={tmp_path / engine}", "shard_size=300", f"engine={engine}",
+                            "progress=false"]) == 0
+    assert (tmp_path / "local.npy").read_bytes() == (tmp_path / "ray.npy").read_bytes()
+    tars = [sorted((tmp_path / e).glob("*.tar")) for e in ("local", "ray")]
+    assert len(tars[0]) == len(tars[1]) >= 2
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*tars))
