@@ -88,6 +88,7 @@ def test_damaged_finished_shard_fails_verification_with_nonzero_exit(job, tmp_pa
     out = tmp_path / "o"
     proc = start(pool, subset, out, "write:1")
     wait_for(out / ".reshard" / "stalled-write-1", proc)
+    wait_for(out / ".reshard" / "done" / "00000000.json", proc)
     kill(proc)
     with open(out / "00000000.tar", "r+b") as fh:
         fh.truncate(2048)
