@@ -1,4 +1,4 @@
-"""The training process: ``python -m harness.openclip_entry <open_clip_train args>``.
+"""The training process: ``python -m harness.openclip_entry RUN.json`` (its ``args``) or ``ARGS...``.
 
 It is open_clip's own ``open_clip_train.main`` with these things done first, none of which
 touches its training loop (plus :func:`_cpu_ddp`, so that DDP starts on CPU/gloo):
@@ -9,7 +9,9 @@ touches its training loop (plus :func:`_cpu_ddp`, so that DDP starts on CPU/gloo
   from the dataloader worker seed (hence from ``--seed``), but its ``wds.shuffle`` stage draws
   from ``time()`` and the pid, so two runs with one seed would see different sample orders.
   :class:`SeededShuffle` seeds that same stage from ``torch.initial_seed()``, which open_clip
-  and the DataLoader derive from ``--seed``, the rank and the worker id.
+  and the DataLoader derive from ``--seed``, the rank and the worker id. (With ``workers=0``
+  open_clip's shard sampler falls back to a rank-only seed: still reproducible, but the shard
+  order then does not change with ``--seed``; the tiny recipes use one worker.)
 """
 
 from __future__ import annotations
