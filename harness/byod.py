@@ -274,7 +274,8 @@ def main(cfg: Any) -> int:
                      workers=int(cfg.get("workers", 2)), shard_size=int(cfg.get("shard_size", 10000)),
                      engine=cfg.get("engine", "local"), ray_address=cfg.get("ray_address"),
                      overwrite=bool(cfg.get("overwrite", False)), download=track.get("download") or {},
-                     progress=bool(cfg.get("progress", False)))
+                     progress=bool(cfg.get("progress", False)), shuffle=bool(cfg.get("shuffle", False)),
+                     seed=int(cfg.get("seed", 0)))
     print(summary(man, cfg.out_dir))
     for src in man["sources"]:
         print(f"  source {src['kind']}:{src['path']}: {src['n_uids']} uid(s)")
