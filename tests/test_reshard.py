@@ -105,6 +105,9 @@ def test_workers_1_and_2_write_identical_readable_shards(pool, tmp_path):
         assert stats["successes"] == entry["n_samples"]
     assert json.loads((tmp_path / "o2" / "sizes.json").read_text()) == {"00000000.tar": 5, "00000001.tar": 5,
                                                                         "00000002.tar": 2}
+    from open_clip_train.data import get_dataset_size  # open_clip sizes its epoch from our sizes.json
+
+    assert get_dataset_size(str(tmp_path / "o2" / "{00000000..00000002}.tar")) == (12, 3)
     assert m2["missing_uids"] == {"count": 2, "uids": ["0" * 32, "f" * 32]}
     assert m2["pool"]["n_samples"] == 36 and m2["subset_size"] == 14 and not m2["skipped"]
     assert not (tmp_path / "o2" / ".reshard").exists()
