@@ -93,25 +93,37 @@ def _test_stall(stage: str, index: int, work: str) -> None:
         time.sleep(3600)
 
 
+def _member_key(name: str, typ: int, shard: str, bad: dict) -> tuple[str | None, str]:
+    """Key and extension of an unusual member (not a plain ``key.ext`` file); bad ones are counted."""
+    if typ not in tarscan.REGULAR:
+        note(bad, "non_regular_member", f"{shard}: {name} (type {chr(typ)!r})")
+    elif name.startswith("/") or ".." in name.split("/"):
+        note(bad, "unsafe_member_name", f"{shard}: {name}")
+    else:
+        key, ext = split_name(name)
+        if key is not None:
+            return key, ext
+        note(bad, "member_without_key", f"{shard}: {name}")
+    return None, ""
+
+
 def group_samples(members: list[tarscan.Member], shard: str, bad: dict) -> list[tuple[str, list]]:
     """Group consecutive members by key as WebDataset does: ``dir/key.ext`` → (key, [(ext, offset, size)])."""
     samples: list[tuple[str, list]] = []
-    current = None
+    current, group, regular = None, None, tarscan.REGULAR
     for name, typ, offset, size in members:
-        if typ not in tarscan.REGULAR:
-            note(bad, "non_regular_member", f"{shard}: {name} (type {chr(typ)!r})")
-            continue
-        if name.startswith("/") or ".." in name.split("/"):
-            note(bad, "unsafe_member_name", f"{shard}: {name}")
-            continue
-        key, ext = split_name(name)
-        if key is None:
-            note(bad, "member_without_key", f"{shard}: {name}")
-            continue
+        dot = name.find(".")
+        if dot > 0 and typ in regular and "/" not in name and ".." not in name:  # the usual key.ext
+            key, ext = name[:dot], name[dot + 1:]
+        else:
+            key, ext = _member_key(name, typ, shard, bad)
+            if key is None:
+                continue
         if key != current:
-            samples.append((key, []))
+            group = []
+            samples.append((key, group))
             current = key
-        samples[-1][1].append((ext, offset, size))
+        group.append((ext, offset, size))
     return samples
 
 
