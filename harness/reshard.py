@@ -374,8 +374,15 @@ def summary(man: dict[str, Any], out_dir: str | Path) -> str:
 
 
 def main(cfg: Any) -> int:
-    """``harness reshard pool_dir=P subset=S.npy out_dir=O [workers=N] [shard_size=10000] ...``."""
+    """``harness reshard pool_dir=P subset=S.npy out_dir=O [workers=N] [shard_size=10000] ...``.
+
+    With ``track=byod track.sources=[...]`` the BYOD builder (harness.byod) gathers the inputs first.
+    """
     track = cfg.get("track") or {}
+    if track.get("sources"):
+        from harness.byod import main as byod_main
+
+        return byod_main(cfg)
     man = reshard(cfg.pool_dir, cfg.subset, cfg.out_dir, workers=int(cfg.workers), shard_size=int(cfg.shard_size),
                   engine=cfg.engine, strict=bool(cfg.strict), overwrite=bool(cfg.overwrite),
                   shuffle=bool(cfg.shuffle), seed=int(cfg.seed), blur=bool(cfg.blur),
