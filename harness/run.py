@@ -114,6 +114,16 @@ def stage_reshard(ctx: Ctx) -> dict[str, Any]:
                    strict=ctx.cfg["track"].get("subset_of_pool", True))
 
 
+def stage_byod(ctx: Ctx) -> dict[str, Any]:
+    """BYOD track: the training data is built from the track's sources instead of filter+reshard."""
+    from harness.byod import build_byod
+
+    track = ctx.cfg["track"]
+    return build_byod(track.get("sources") or [], ctx.work / "reshard", work_dir=track.get("work_dir"),
+                      workers=ctx.cfg["workers"], engine=ctx.cfg.get("engine", "local"),
+                      download=track.get("download"))
+
+
 def stage_train(ctx: Ctx) -> dict[str, Any]:
     from harness.train import train
 
@@ -131,17 +141,20 @@ def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
     from leaderboard.store import add_entry, entry_from_run, rank_of
 
     name = ctx.cfg.get("method_name") or ctx.cfg["filter"].get("name", "filter")
-    subset = json.loads((ctx.work / "filter" / "subset.json").read_text())
-    reference = not subset.get("eligible", True)
+    subset_json = ctx.work / "filter" / "subset.json"
+    reference = subset_json.is_file() and not json.loads(subset_json.read_text()).get("eligible", True)
     entry = entry_from_run(ctx.work, name, ctx.cfg["track"]["name"], cfg_scale(ctx), reference=reference)
     entry_id = add_entry(Path(ctx.cfg["leaderboard_dir"]), entry)
     return {"id": entry_id, "rank": rank_of(Path(ctx.cfg["leaderboard_dir"]), entry)}
 
 
-STAGES: tuple[tuple[str, Callable[[Ctx], Any]], ...] = (
-    ("pool", stage_pool), ("filter", stage_filter), ("reshard", stage_reshard),
-    ("train", stage_train), ("eval", stage_eval), ("leaderboard", stage_leaderboard),
-)
+Stage = tuple[str, Callable[[Ctx], Any]]
+TRACK_STAGES: dict[str, tuple[Stage, ...]] = {
+    "filtering": (("pool", stage_pool), ("filter", stage_filter), ("reshard", stage_reshard),
+                  ("train", stage_train), ("eval", stage_eval), ("leaderboard", stage_leaderboard)),
+    "byod": (("pool", stage_pool), ("byod", stage_byod),
+             ("train", stage_train), ("eval", stage_eval), ("leaderboard", stage_leaderboard)),
+}
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +163,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     doc = guard_work_dir(work, cfg)
     pool_dir, eval_dir = resolve_world(cfg)
     ctx = Ctx(cfg, work, pool_dir, eval_dir)
-    for name, fn in STAGES:
+    for name, fn in TRACK_STAGES[cfg["track"]["name"]]:
         if name == "leaderboard" and doc["stages"].get(name, {}).get("status") == "done":
             continue
         t0 = time.time()
@@ -164,10 +177,15 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 def summary_rows(doc: dict[str, Any], work: Path) -> list[tuple[str, str]]:
     """The end-of-run table: subset size, scores, rank, wall time per stage."""
     scores = json.loads((work / "eval" / "scores.json").read_text())["aggregates"]
-    subset = json.loads((work / "filter" / "subset.json").read_text())
+    subset_json = work / "filter" / "subset.json"
+    if subset_json.is_file():
+        subset = json.loads(subset_json.read_text())
+        size = f"{subset['n_kept']:,} of {subset['n_pool']:,}"
+    else:
+        size = f"{json.loads((work / 'reshard' / 'manifest.json').read_text())['n_samples']:,} (byod)"
     lb = doc["stages"].get("leaderboard", {}).get("result", {})
     fmt = lambda v: "—" if v is None else f"{v:.4f}"  # noqa: E731
-    rows = [("subset size", f"{subset['n_kept']:,} of {subset['n_pool']:,}"),
+    rows = [("subset size", size),
             ("ImageNet-equivalent", fmt(scores.get("ImageNet"))),
             ("Average", fmt(scores.get("Average"))),
             ("leaderboard rank", str(lb.get("rank", "—")))]
