@@ -383,6 +383,10 @@ def main(cfg: Any) -> int:
         from harness.byod import main as byod_main
 
         return byod_main(cfg)
+    missing = [k for k in ("pool_dir", "subset") if not cfg.get(k)]
+    if missing:
+        raise HarnessError(f"harness reshard: missing required key(s) {', '.join(missing)} "
+                           "(or track=byod track.sources=[...])")
     man = reshard(cfg.pool_dir, cfg.subset, cfg.out_dir, workers=int(cfg.workers), shard_size=int(cfg.shard_size),
                   engine=cfg.engine, strict=bool(cfg.strict), overwrite=bool(cfg.overwrite),
                   shuffle=bool(cfg.shuffle), seed=int(cfg.seed), blur=bool(cfg.blur),

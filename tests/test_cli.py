@@ -44,7 +44,12 @@ def test_plugin_filter_spec_is_rewritten():
 
 
 def test_missing_required_key_is_one_line(cli):
-    res = cli("reshard", "pool_dir=/p")
+    res = cli("filter", "pool_dir=/p")
     assert res.returncode == 2
-    assert "missing required key(s) subset, out_dir" in res.stderr
+    assert "missing required key(s) out" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_reshard_needs_pool_and_subset_unless_byod(cli, tmp_path):
+    res = cli("reshard", f"out_dir={tmp_path / 'o'}")
+    assert res.returncode == 2 and "missing required key(s) pool_dir, subset" in res.stderr
