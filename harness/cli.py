@@ -19,7 +19,7 @@ from harness.commands import COMMANDS, Command
 from harness.errors import HarnessError
 
 GROUPS = ("scale", "track", "filter", "eval")
-ADDABLE_PREFIXES = ("filter.",)
+ADDABLE_PREFIXES = ("filter.", "train.", "world.")
 
 
 def conf_dir() -> Path:

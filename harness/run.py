@@ -90,7 +90,8 @@ def stage_pool(ctx: Ctx) -> str:
         raise HarnessError(f"pool_dir {ctx.pool_dir} is not a finished pool (no pool.json)")
     from harness.world.make import make_world
 
-    make_world(ctx.pool_dir, ctx.eval_dir, seed=ctx.cfg["world_seed"], pool_size=ctx.cfg.get("pool_size"))
+    knobs = {k: v for k, v in (ctx.cfg.get("world") or {}).items() if v is not None}
+    make_world(ctx.pool_dir, ctx.eval_dir, seed=ctx.cfg["world_seed"], pool_size=ctx.cfg.get("pool_size"), **knobs)
     return "made"
 
 
@@ -127,7 +128,8 @@ def stage_byod(ctx: Ctx) -> dict[str, Any]:
 def stage_train(ctx: Ctx) -> dict[str, Any]:
     from harness.train import train
 
-    return train(cfg_scale(ctx), ctx.work / "reshard", ctx.work / "train", seed=ctx.cfg["seed"])
+    opts = {k: v for k, v in (ctx.cfg.get("train") or {}).items() if v is not None}
+    return train(cfg_scale(ctx), ctx.work / "reshard", ctx.work / "train", seed=ctx.cfg["seed"], **opts)
 
 
 def stage_eval(ctx: Ctx) -> dict[str, Any]:
@@ -140,12 +142,16 @@ def stage_eval(ctx: Ctx) -> dict[str, Any]:
 def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
     from leaderboard.store import add_entry, entry_from_run, rank_of
 
+    info = json.loads((ctx.work / "train" / "train.json").read_text())
+    if info.get("off_recipe"):
+        print("[harness run] off-recipe training: scores are reported but not entered on the leaderboard")
+        return {"entered": False, "reason": "off-recipe run"}
     name = ctx.cfg.get("method_name") or ctx.cfg["filter"].get("name", "filter")
     subset_json = ctx.work / "filter" / "subset.json"
     reference = subset_json.is_file() and not json.loads(subset_json.read_text()).get("eligible", True)
     entry = entry_from_run(ctx.work, name, ctx.cfg["track"]["name"], cfg_scale(ctx), reference=reference)
     entry_id = add_entry(Path(ctx.cfg["leaderboard_dir"]), entry)
-    return {"id": entry_id, "rank": rank_of(Path(ctx.cfg["leaderboard_dir"]), entry)}
+    return {"entered": True, "id": entry_id, "rank": rank_of(Path(ctx.cfg["leaderboard_dir"]), entry)}
 
 
 Stage = tuple[str, Callable[[Ctx], Any]]
