@@ -258,5 +258,6 @@ def test_wandb_logger_is_offline_by_default(shards, tmp_path, monkeypatch):
     _, run, _ = resolve("tiny", {"logger": "wandb"})
     env = _child_env(run, tmp_path, nproc=2)
     assert env["WANDB_MODE"] == "offline" and env["WANDB_DIR"] == str(tmp_path) and env["OMP_NUM_THREADS"] == "1"
+    assert env.get("OMP_WAIT_POLICY", "PASSIVE") == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
     monkeypatch.setenv("WANDB_MODE", "online")
     assert _child_env(run, tmp_path, nproc=1)["WANDB_MODE"] == "online"
