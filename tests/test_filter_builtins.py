@@ -147,11 +147,12 @@ def test_dedup_exact_and_near_keep_first(tmp_path):
     root = make_pool(tmp_path / "p", {"text": ["x"] * 13}, features={"l14_img": feats}, files=2)
     keep = np.ones(13, bool)
     keep[[10, 11, 12]] = False
-    run_filter(root, "dedup", tmp_path / "s.npy")
+    run_filter(root, {"name": "dedup", "near": 0.95}, tmp_path / "s.npy")
     assert np.array_equal(read_subset(tmp_path / "s.npy"), expected(root, keep))
     exact_only = keep.copy()
     exact_only[11] = True
-    run_filter(root, {"name": "dedup", "near": None}, tmp_path / "e.npy")
+    doc = run_filter(root, "dedup", tmp_path / "e.npy")  # default: exact only (no shards: feature bytes)
+    assert doc["filter"]["params"]["exact_by"] == "feature l14_img"
     assert np.array_equal(read_subset(tmp_path / "e.npy"), expected(root, exact_only))
 
 

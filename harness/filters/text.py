@@ -23,19 +23,16 @@ def _identifier():
     return LanguageIdentifier.from_modelstring(model, norm_probs=False)
 
 
+@lru_cache(maxsize=1 << 18)
+def language_of(text: str) -> str:
+    """ISO 639-1 code of one caption (newlines read as spaces, as DataComp does); cached, since
+    web and synthetic pools repeat captions and several filters ask about the same ones."""
+    return _identifier().classify(text.replace("\n", " "))[0]
+
+
 def languages(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """ISO 639-1 code per caption (newlines read as spaces, as DataComp does); null → ''."""
-    ident = _identifier()
-    seen: dict[str, str] = {}
-    out = []
-    for t in text.to_pylist():
-        if t is None:
-            out.append("")
-            continue
-        if t not in seen:
-            seen[t] = ident.classify(t.replace("\n", " "))[0]
-        out.append(seen[t])
-    return np.array(out, dtype=object)
+    """Language code per caption; null → ''."""
+    return np.array(["" if t is None else language_of(t) for t in text.to_pylist()], dtype=object)
 
 
 def is_language(text: pa.Array | pa.ChunkedArray, lang: str = "en") -> np.ndarray:
