@@ -144,3 +144,19 @@ def test_image_based_on_tiny_world(pool, table, tmp_path, name):
         image = run_filter(pool, "image_based", tmp_path / "i.npy")
         both = np.intersect1d(read_subset(tmp_path / "c.npy"), read_subset(tmp_path / "i.npy"))
         assert np.array_equal(read_subset(tmp_path / "s.npy"), both) and clip["n_kept"] > doc["n_kept"] < image["n_kept"]
+
+
+@pytest.mark.slow
+def test_precision_oracle_beats_clip_score_beats_no_filter(tmp_path):
+    """With a reference CLIP that has learned something (8k samples seen; the session fixture's
+    256 give scores without signal), clip_score's kept set is cleaner than the pool's."""
+    from harness.world.make import make_world
+
+    pool = tmp_path / "pool"
+    make_world(pool, tmp_path / "evalsets", seed=0, pool_size=3000, shard_size=1000, reference_size=2000,
+               reference_samples=8000, eval_per_class=10)
+    precision = {}
+    for name in ("oracle", "clip_score", "no_filter"):
+        run_filter(pool, name, tmp_path / f"{name}.npy")
+        precision[name] = defect_metrics(pool, read_subset(tmp_path / f"{name}.npy"))["precision"]
+    assert precision["oracle"] > precision["clip_score"] > precision["no_filter"], precision
