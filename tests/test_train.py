@@ -231,7 +231,11 @@ def test_resume_after_sigkill_reaches_the_same_sample_count(shards, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert latest.exists(), "no checkpoint appeared before the deadline"
-    time.sleep(1)  # the trainer dies with its parent (PR_SET_PDEATHSIG); let the OS reap it
+    # the trainer dies with its parent (PR_SET_PDEATHSIG); its dataloader worker follows when
+    # torch's worker watchdog notices (a few seconds)
+    deadline = time.time() + 60
+    while _processes_mentioning(str(run_dir)) and time.time() < deadline:
+        time.sleep(0.5)
     assert not _processes_mentioning(str(run_dir)), "an orphaned trainer survived its parent"
     assert not (run_dir / "train.json").exists()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
