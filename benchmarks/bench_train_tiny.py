@@ -109,6 +109,7 @@ def synthetic_baseline(args: list[str], out: Path, threads: int | None) -> tuple
     env = {**os.environ, "WANDB_MODE": "offline"}
     if threads:
         env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)})
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as harness.train does for CPU runs
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "harness.openclip_entry", str(out / "run.json")], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
