@@ -122,7 +122,7 @@ def featurize_file(parquet: Path, index: dict, model, preprocess, tokenizer, tag
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from harness.world.tario import write_npz
+    from harness.pool import write_npz
 
     table = pq.read_table(parquet)
     for col in ("uid", "text"):

@@ -5,7 +5,9 @@ Readers load only the columns and feature arrays asked for; writers are atomic p
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,6 +21,8 @@ from harness.uids import hex_to_pairs
 
 SHARD_PATTERN = "{:08d}.tar"
 STATS_PATTERN = "{:08d}_stats.json"
+# NumPy's savez stamps the current time into the zip headers; a fixed one keeps pools byte-identical
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 REQUIRED_COLUMNS = ("uid", "url", "text", "original_width", "original_height")
 
 
@@ -112,10 +116,7 @@ def write_metadata(path: Path, table: pa.Table, features: dict[str, np.ndarray] 
         for k, v in features.items():
             if len(v) != table.num_rows:
                 raise HarnessError(f"feature {k!r} has {len(v)} rows, table has {table.num_rows}")
-        npz_tmp = path.with_name(f".{path.stem}.npz.tmp")
-        with open(npz_tmp, "wb") as fh:
-            np.savez(fh, **features)
-        npz_tmp.replace(path.with_suffix(".npz"))
+        write_npz(path.with_suffix(".npz"), features)
     tmp.replace(path)
 
 
@@ -126,3 +127,16 @@ def write_stats(shards_dir: Path, index: int, successes: int, **extra: object) -
     tmp.write_text(json.dumps({"count": successes, "successes": successes, **extra}, indent=2))
     tmp.replace(path)
     return path
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed .npz (what ``np.load`` reads) with fixed zip timestamps, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=FIXED_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, buf.getvalue())
+    tmp.replace(path)

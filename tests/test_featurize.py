@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_cli
 from harness.featurize import featurize
-from harness.world.tario import write_npz
+from harness.pool import write_npz
 from test_world import pool_samples
 
 MODEL = "harness-tiny-32"

@@ -52,3 +52,16 @@ def test_stats_file_layout(tmp_path):
 
     p = write_stats(tmp_path, 3, 17)
     assert p.name == "00000003_stats.json" and json.loads(p.read_text())["successes"] == 17
+
+
+def test_metadata_and_npz_bytes_are_deterministic(tmp_path):
+    import time
+
+    table = pa.table({"uid": ["a" * 32]})
+    feats = {"img": np.ones((1, 3), np.float16)}
+    write_metadata(tmp_path / "a" / "m.parquet", table, feats)
+    time.sleep(2.1)  # zip timestamps have 2 s resolution: a clock stamp would differ
+    write_metadata(tmp_path / "b" / "m.parquet", table, feats)
+    for name in ("m.parquet", "m.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert np.array_equal(np.load(tmp_path / "a" / "m.npz")["img"], feats["img"])
