@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,6 +46,52 @@ class FileTask(NamedTuple):
     path: Path
     leaves: tuple[LeafTask, ...]
     batch_rows: int
+    pool_root: str = ""
+
+
+# Audit events that change the file system, and which of their arguments are paths.
+WRITE_EVENTS = {"os.rename": (0, 1), "os.replace": (0, 1), "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,),
+                "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.link": (0, 1), "os.symlink": (1,),
+                "os.utime": (0,), "shutil.rmtree": (0,), "shutil.move": (0, 1), "shutil.copyfile": (1,)}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_READ_ONLY: list[str] = []  # real paths filters may not write under (this process)
+_HOOKED: list = []  # audit hooks cannot be removed: install once per process
+
+
+def _under_read_only(path: Any) -> str | None:
+    if isinstance(path, int) or path is None:
+        return None
+    real = os.path.realpath(os.fsdecode(path))
+    return next((r for r in _READ_ONLY if real == r or real.startswith(r + os.sep)), None)
+
+
+def _deny_pool_writes(event: str, args: tuple) -> None:
+    """Audit hook: a filter that writes into pool_dir fails (works as root, unlike chmod)."""
+    if not _READ_ONLY:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & WRITE_FLAGS)
+        paths = (path,) if writes else ()
+    else:
+        paths = tuple(args[i] for i in WRITE_EVENTS.get(event, ()) if i < len(args))
+    for p in paths:
+        root = _under_read_only(p)
+        if root:
+            raise PermissionError(f"pool_dir {root} is read-only for filters ({event} {os.fsdecode(p)})")
+
+
+@contextmanager
+def pool_read_only(pool_root: str | Path):
+    """Refuse, in this process, any write under ``pool_root`` while the block runs."""
+    if _deny_pool_writes not in _HOOKED:
+        sys.addaudithook(_deny_pool_writes)
+        _HOOKED.append(_deny_pool_writes)
+    _READ_ONLY.append(os.path.realpath(pool_root))
+    try:
+        yield
+    finally:
+        _READ_ONLY.pop()
 
 
 def _check_values(values: Any, n: int, output: str, where: str) -> np.ndarray:
@@ -73,6 +123,13 @@ def _call(leaf: LeafTask, batch, feats: dict, path: Path, start: int) -> np.ndar
 
 def evaluate_file(task: FileTask) -> list[np.ndarray]:
     """One value array per leaf for one parquet file. Pure: safe for processes and Ray tasks."""
+    if task.pool_root:
+        with pool_read_only(task.pool_root):
+            return _evaluate_file(task)
+    return _evaluate_file(task)
+
+
+def _evaluate_file(task: FileTask) -> list[np.ndarray]:
     columns = sorted({c for lt in task.leaves for c in lt.columns}) or ["uid"]
     keys = sorted({k for lt in task.leaves for k in lt.features})
     table = read_columns(task.path, columns)
@@ -183,8 +240,12 @@ def run_filter(pool_dir: str | Path, spec: dict | str, out: str | Path, workers:
     if done is not None:
         return done
     tasks_leaf = tuple(_prepare(info, leaf) for leaf in ls)
-    tasks = [FileTask(p, tasks_leaf, batch_rows) for p in info.files]
-    per_file = list(map_tasks(evaluate_file, tasks, engine=engine, workers=workers, ray_address=ray_address))
+    tasks = [FileTask(p, tasks_leaf, batch_rows, str(info.root)) for p in info.files]
+    if engine == "local" and any(_is_plugin(leaf) for leaf in ls):
+        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
+            per_file = list(pool.map(evaluate_file, tasks))
+    else:
+        per_file = list(map_tasks(evaluate_file, tasks, engine=engine, workers=workers, ray_address=ray_address))
     values = {lt.label: np.concatenate([r[i] for r in per_file]) for i, lt in enumerate(tasks_leaf)}
     sizes = [len(r[0]) for r in per_file]
     keeps, per_filter = _select_all(ls, values)
@@ -196,24 +257,31 @@ def run_filter(pool_dir: str | Path, spec: dict | str, out: str | Path, workers:
     if not len(pairs):
         warnings.warn(f"filter {ls[0].label if len(ls) == 1 else tree.op} kept no samples; "
                       f"writing an empty subset {out}", stacklevel=2)
-    write_subset(out, pairs)
+    staged = out.with_name(f".{out.name}.staged.npy")
+    write_subset(staged, pairs)
     doc = {
         "filter": {**describe(tree), "source_hash": _source_hash(ls)},
         "sources": {l.label: {"ref": l.ref, "file": source_file(l.decl), "sha256": source_hash(l.decl)} for l in ls},
         "eligible": all(l.decl.eligible for l in ls),
         "pool_dir": str(info.root), "n_pool": int(len(final)), "n_kept": int(len(pairs)),
         "n_dropped": int(len(final) - len(pairs)), "per_filter": per_filter,
-        "subset": str(out), "subset_sha256": sha256_file(out), "fingerprint": fp,
+        "subset": str(out), "subset_sha256": sha256_file(staged), "fingerprint": fp,
         "workers": workers, "engine": engine, "wall_s": round(time.time() - t0, 3), "versions": versions(),
     }
     doc["histograms"] = {k: v.pop("histogram") for k, v in per_filter.items()}
     _write_json(report_path, doc)
+    staged.replace(out)  # the subset lands last: its presence means its report is complete (crash-safe)
     if report:
         from harness.filters.report import write_report
 
         doc["report"] = str(write_report(info, doc, final, values, out.with_suffix(".html")))
         _write_json(report_path, doc)
     return doc
+
+
+def _is_plugin(leaf: Leaf) -> bool:
+    """Participants' code runs in worker processes, never in the process that writes the subset."""
+    return not getattr(leaf.decl.fn, "__module__", "").startswith("harness.filters.builtin")
 
 
 def _source_hash(ls: list[Leaf]) -> str:
