@@ -24,7 +24,7 @@ def _json_without(path: Path, *keys: str) -> dict:
 # ---- filter -------------------------------------------------------------------------------------
 
 def _filter(pool: Path, out: Path) -> tuple[str, ...]:
-    return ("filter", f"pool_dir={pool}", "filter=basic", f"out={out}")
+    return ("filter", f"pool_dir={pool}", "filter=clip_score", f"out={out}")
 
 
 @pytest.fixture(scope="module")
