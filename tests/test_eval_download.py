@@ -133,6 +133,7 @@ def test_download_verifies_and_resumes(hub, tmp_path, cli):
     assert missing.returncode == 2 and "vtab/dtd" in missing.stdout and "failed" in missing.stderr
 
 
+@pytest.mark.slow
 def test_eval_streams_from_the_hub_when_asked(hub, tmp_path, cli):
     import open_clip
     import torch
