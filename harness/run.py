@@ -134,9 +134,11 @@ def stage_train(ctx: Ctx) -> dict[str, Any]:
 
 def stage_eval(ctx: Ctx) -> dict[str, Any]:
     from evals.run import evaluate
+    from tracks.recipes import get_recipe
 
     info = json.loads((ctx.work / "train" / "train.json").read_text())
-    return evaluate(info["checkpoint"], info["model"], ctx.eval_dir, ctx.work / "eval", suite=ctx.cfg["scale"].get("suite"))
+    return evaluate(info["checkpoint"], info["model"], ctx.eval_dir, ctx.work / "eval",
+                    suite=get_recipe(cfg_scale(ctx)).eval_suite)
 
 
 def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
