@@ -38,6 +38,6 @@ def tree_hashes(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def leftovers(root: Path) -> list[str]:
-    """Temporary names (dot-files, *.tmp*) under root: allowed after a kill, never after a rerun's output."""
+    """Temporary names (dot-files, *.tmp*) under root, lock files aside (they are kept on purpose)."""
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*")
-                  if p.name.startswith(".") or ".tmp" in p.name)
+                  if (p.name.startswith(".") or ".tmp" in p.name) and not p.name.endswith(".lock"))

@@ -132,7 +132,11 @@ def test_leaderboard_add_killed_before_replace_keeps_the_old_file(tmp_path):
 # ---- pool make ----------------------------------------------------------------------------------
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["open:shards/00000001.tar:1", "rename:.pool.tmp-:1"])
+@pytest.mark.parametrize("point", [
+    "rename:/shards/00000001.tar$:1",   # one pool shard written, the rest not
+    "rename:/evalsets$:1",              # the eval suite renamed into place, the pool not yet
+    "rename:/pool$:1",                  # everything built, the pool dir not yet renamed
+])
 def test_pool_make_killed_then_rerun_is_identical(tiny_world, tmp_path, point):
     a = TINY_WORLD_ARGS
     cmd = ("pool", "make", "scale=tiny", f"pool_dir={tmp_path / 'pool'}", f"seed={a['seed']}",
@@ -140,6 +144,31 @@ def test_pool_make_killed_then_rerun_is_identical(tiny_world, tmp_path, point):
                                                                             "eval_per_class", "shard_size")))
     killed_at(point, *cmd, timeout=600)
     assert not (tmp_path / "pool").exists()  # only .pool.tmp-<pid> remains: never read as a pool
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] in ([], ["evalsets"])
     _ok(harness(*cmd, timeout=600))
     assert tree_hashes(tmp_path / "pool") == tree_hashes(tiny_world["pool_dir"])
     assert tree_hashes(tmp_path / "evalsets") == tree_hashes(tiny_world["eval_dir"])
+
+
+# ---- train and `harness run` (more train kill points: tests/test_train.py) ----------------------
+
+@pytest.mark.slow
+def test_run_killed_after_training_before_train_json_then_rerun_finishes(tiny_world, tmp_path):
+    """`harness run` dies as train.json is renamed into place (the final checkpoint is written):
+    the rerun keeps filter/reshard, resumes training at its last epoch (nothing retrained), evaluates."""
+    from faults.test_trust_network import TINY_TRAIN
+
+    work = tmp_path / "run"
+    cmd = ("run", f"pool_dir={tiny_world['pool_dir']}", f"eval_dir={tiny_world['eval_dir']}", f"work_dir={work}",
+           f"leaderboard_dir={tmp_path / 'lb'}", "filter=clip_score", *TINY_TRAIN)
+    killed_at("rename:train.json:1", *cmd, timeout=600)
+    assert not (work / "train" / "train.json").exists() and not (work / "eval").exists()
+    kept = {d: tree_hashes(work / d) for d in ("filter", "reshard")}
+    ckpts = sorted((work / "train").rglob("epoch_*.pt"))
+    final = {p: p.read_bytes() for p in ckpts}
+    _ok(harness(*cmd, timeout=600))
+    assert {d: tree_hashes(work / d) for d in ("filter", "reshard")} == kept
+    doc = json.loads((work / "train" / "train.json").read_text())
+    assert doc["resumed_from_epoch"] == 1 and Path(doc["checkpoint"]).read_bytes() == final[Path(doc["checkpoint"])]
+    assert (work / "eval" / "scores.json").is_file()
+    assert not [p for p in leftovers(work) if "train" not in p]

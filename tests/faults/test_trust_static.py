@@ -62,3 +62,38 @@ def test_scanner_finds_planted_credentials(tmp_path):
     planted.write_text("key = 'AKIA" + "ABCDEFGHIJKLMNOP'\nimport pic" + "kle\n")
     assert len(_scan([planted], CREDENTIALS)) == 1
     assert len(_scan([planted], UNSAFE)) == 1
+
+
+def _calls(files: list[Path], name: str) -> list[tuple[str, str]]:
+    """(file:line, argument text) of every ``name(...)`` call, arguments up to the matching ')'."""
+    out = []
+    for path in files:
+        text = path.read_text()
+        for m in re.finditer(re.escape(name) + r"\(", text):
+            depth, i = 1, m.end()
+            while depth and i < len(text):
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            out.append((f"{path}:{text.count(chr(10), 0, m.start()) + 1}", text[m.end():i - 1]))
+    return out
+
+
+def test_every_torch_load_says_weights_only_true():
+    """Explicit, so a torch downgrade (default False before 2.6) cannot turn loads into code execution."""
+    files = [p for p in tracked_files() if p.suffix == ".py" and p.relative_to(REPO).parts[0] in CODE_DIRS]
+    loads = _calls(files, "torch.load")
+    assert loads, "no torch.load found: the scan is looking in the wrong place"
+    assert [where for where, args in loads if not re.search(r"weights_only\s*=\s*True", args)] == []
+
+
+def test_checkpoints_the_harness_writes_load_with_weights_only(tiny_world):
+    """The one file the harness itself torch.saves (the tiny world's reference CLIP) holds only
+    tensors and plain data: it loads with weights_only=True."""
+    import torch
+
+    ref = tiny_world["pool_dir"] / "reference"
+    (ckpt,) = ref.glob("*.pt")
+    doc = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert set(doc) == {"state_dict", "model_name"} and all(torch.is_tensor(v) for v in doc["state_dict"].values())
+    others = [p for p in tiny_world["pool_dir"].rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
+    assert others == []

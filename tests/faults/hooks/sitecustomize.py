@@ -3,9 +3,10 @@ PYTHONPATH. Nothing here is imported by the harness itself.
 
 FAULT_KILL_AT="<event>:<substring>:<n>": SIGKILL this process group the n-th time (1-based) this
   process is about to do <event> (``open`` for writing, or ``rename`` = os.rename/os.replace) on a
-  path containing <substring>. The kill happens before the operation, like a power cut.
+  path containing <substring> (ending with it, when it ends in ``$``). The kill happens before the operation, like a power cut.
 FAULT_NET_LOG=<file>: refuse every connect/name lookup that is not loopback or AF_UNIX, and
-  append one line per refused attempt to <file>.
+  append one line per refused attempt to <file>; each guarded process also appends its command
+  line to <file>.procs (proof that the guard reached the workers and the trainer).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def _paths(event: str, args: tuple) -> tuple:
     return ()
 
 
+def _matches(path: str, needle: str) -> bool:
+    """``needle`` anywhere in ``path``; a trailing ``$`` anchors it at the end."""
+    return path.endswith(needle[:-1]) if needle.endswith("$") else needle in path
+
+
 def _kill_hook(spec: str):
     want, needle, n = spec.split(":")
     n = int(n)
@@ -45,7 +51,7 @@ def _kill_hook(spec: str):
         name = "rename" if event in ("os.rename", "os.replace") else event
         if name != want:
             return
-        if any(needle in os.fsdecode(p) for p in _paths(event, args)):
+        if any(_matches(os.fsdecode(p), needle) for p in _paths(event, args)):
             _COUNT[0] += 1
             if _COUNT[0] == n:
                 _kill_now()
@@ -79,3 +85,5 @@ if os.environ.get("FAULT_KILL_AT"):
     sys.addaudithook(_kill_hook(os.environ["FAULT_KILL_AT"]))
 if os.environ.get("FAULT_NET_LOG"):
     sys.addaudithook(_net_hook(os.environ["FAULT_NET_LOG"]))
+    with open(os.environ["FAULT_NET_LOG"] + ".procs", "a") as _fh:
+        _fh.write(" ".join(sys.orig_argv) + "\n")
