@@ -212,6 +212,10 @@ def _check_args(seed: Any, pool_size: Any, pool_dir: Path, eval_dir: Path) -> tu
     return int(seed), None if pool_size is None else int(pool_size)
 
 
+def _non_empty(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
 def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: int = 0,
                pool_size: int | None = None, overwrite: bool = False, **knobs: Any) -> dict[str, Any]:
     """Write the tiny world (pool + eval suite); returns the summary (also in ``pool.json``)."""
@@ -233,11 +237,16 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
         times[name] = round(time.time() - t, 2)
         t = time.time()
 
+    # a crash between the eval dir's rename and the pool's leaves an eval dir without its pool:
+    # the rerun may replace it only with the very same bytes (checked once rebuilt)
+    orphan = not overwrite and not _non_empty(pool_dir) and _non_empty(eval_dir)
     try:
-        with atomic_dir(pool_dir, overwrite) as tmp, atomic_dir(eval_dir, overwrite) as tmp_eval, \
+        with atomic_dir(pool_dir, overwrite) as tmp, atomic_dir(eval_dir, overwrite or orphan) as tmp_eval, \
                 tempfile.TemporaryDirectory(prefix=".tinyref-", dir=tmp.parent) as work:
             banks = render.build_banks(int(conf["image_size"]), seed)
             ev = make_eval_suite(tmp_eval, banks, seed, int(conf["eval_per_class"]))
+            if orphan and input_identity(tmp_eval) != input_identity(eval_dir):
+                raise HarnessError(f"{eval_dir} exists and is not empty; choose another directory or pass overwrite=true")
             lap("eval_suite")
             world, labels = build_pool(seed, n, banks, conf, ev["rendered"])
             lap("render")
