@@ -168,6 +168,10 @@ TRACK_STAGES: dict[str, tuple[Stage, ...]] = {
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run every stage in order, recording each one's wall time and status in run.json."""
     work = Path(cfg["work_dir"]).expanduser().resolve()
+    if cfg["track"]["name"] == "filtering":
+        from harness.filters.spec import build
+
+        build(dict(cfg["filter"]))  # a bad filter spec fails now, not after the world and the pool
     doc = guard_work_dir(work, cfg)
     pool_dir, eval_dir = resolve_world(cfg)
     ctx = Ctx(cfg, work, pool_dir, eval_dir)
