@@ -23,7 +23,7 @@ TARGET_S = 300.0
 
 def report(run_json: Path, total_wall: float | None = None) -> None:
     doc = json.loads(run_json.read_text())
-    stages = {k: v["wall_s"] for k, v in doc["stages"].items()}
+    stages = {k: v.get("first_wall_s", v["wall_s"]) for k, v in doc["stages"].items()}
     width = max(map(len, stages))
     for name, wall in stages.items():
         print(f"  {name:<{width}}  {wall:8.1f} s")

@@ -181,7 +181,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         t0 = time.time()
         print(f"[harness run] stage {name} ...", flush=True)
         result = fn(ctx)
-        doc["stages"][name] = {"status": "done", "wall_s": round(time.time() - t0, 2), "result": result}
+        wall = round(time.time() - t0, 2)
+        prev = doc["stages"].get(name) or {}
+        # a rerun that skips a finished stage keeps the wall time of the run that did the work
+        doc["stages"][name] = {"status": "done", "wall_s": wall, "first_wall_s": prev.get("first_wall_s", wall),
+                               "result": result}
         _save(work, doc)
     return doc
 
