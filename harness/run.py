@@ -184,7 +184,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         wall = round(time.time() - t0, 2)
         prev = doc["stages"].get(name) or {}
         # a rerun that skips a finished stage keeps the wall time of the run that did the work
-        doc["stages"][name] = {"status": "done", "wall_s": wall, "first_wall_s": prev.get("first_wall_s", wall),
+        doc["stages"][name] = {"status": "done", "wall_s": wall, "first_wall_s": prev.get("first_wall_s", prev.get("wall_s", wall)),
                                "result": result}
         _save(work, doc)
     return doc
