@@ -79,8 +79,15 @@ def resolve_world(cfg: dict[str, Any]) -> tuple[Path, Path]:
         return pool, evals
     if cfg["scale"]["name"] != "tiny":
         raise HarnessError(f"scale={cfg['scale']['name']} needs pool_dir= (and eval_dir=): only the tiny world is made on demand")
-    root = cache_dir() / f"tiny-world-seed{cfg['world_seed']}"
+    root = cache_dir() / world_dir_name(cfg["world_seed"], cfg.get("pool_size"), cfg.get("world") or {})
     return root / "pool", Path(cfg["eval_dir"]).resolve() if cfg.get("eval_dir") else root / "evalsets"
+
+
+def world_dir_name(seed: int, pool_size: int | None, knobs: dict[str, Any]) -> str:
+    """The cached world's folder: the default world is ``tiny-world-seed<S>``; a world made with
+    other knobs (or pool_size) gets a suffix hashed from them, so it is never mistaken for it."""
+    changed = {k: v for k, v in knobs.items() if v is not None} | ({"pool_size": pool_size} if pool_size else {})
+    return f"tiny-world-seed{seed}" + (f"-{sha256_json(changed)[:10]}" if changed else "")
 
 
 def stage_pool(ctx: Ctx) -> str:

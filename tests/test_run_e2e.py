@@ -64,3 +64,14 @@ def test_run_on_recipe_enters_leaderboard(cli, tiny_world, tmp_path):
     doc = json.loads((lb / "filtering_tiny.json").read_text())
     assert [e["id"] for e in doc["entries"]] == ["no_filter-seed0"]
     assert "leaderboard rank" in res.stdout
+
+
+def test_world_with_other_knobs_gets_its_own_cache_folder():
+    """`harness run world.bg_bias=0.4` must not reuse the default cached world (nor pool_size=N)."""
+    from harness.run import world_dir_name
+
+    assert world_dir_name(0, None, {}) == "tiny-world-seed0"
+    assert world_dir_name(0, None, {"bg_bias": None}) == "tiny-world-seed0"
+    other = {world_dir_name(0, None, {"bg_bias": 0.4}), world_dir_name(0, None, {"bg_bias": 0.5}),
+             world_dir_name(0, 2000, {}), world_dir_name(1, 2000, {})}
+    assert len(other) == 4 and all(n.startswith("tiny-world-seed") and n != "tiny-world-seed0" for n in other)
