@@ -174,10 +174,12 @@ def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, ou
 
 def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) -> tuple[str, str, str]:
     """(checkpoint .pt, model name, suite) from a `harness train` run dir or a .pt (+ model), checked
-    against the scale's recipe: a checkpoint of another architecture is refused."""
+    against the scale's recipe: a checkpoint of another architecture is refused, unless its run dir
+    says it was trained off-recipe at that scale (what `allow_off_recipe=true` is for)."""
     from tracks.recipes import get_recipe
 
     recipe = get_recipe(scale) if scale else None
+    suite = recipe.eval_suite if recipe else "datacomp"
     path = Path(checkpoint)
     if path.is_dir():
         info_path = path / "train.json"
@@ -187,6 +189,9 @@ def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) ->
         ckpt, arch = info["checkpoint"], info["model"]
         if model and model != arch:
             raise HarnessError(f"model={model} but {info_path} records model {arch}")
+        if info.get("off_recipe") and recipe and info.get("scale") == scale:
+            print(f"note: {path} is an off-recipe {scale} run ({arch}); its scores are not the scale's")
+            recipe = None
     else:
         ckpt, arch = str(path), model or (recipe.model if recipe else None)
         if arch is None:
@@ -194,7 +199,7 @@ def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) ->
     if recipe and arch != recipe.model:
         raise HarnessError(f"checkpoint {ckpt} is a {arch} model but scale {scale} uses {recipe.model}; "
                            "pass the matching scale=")
-    return ckpt, arch, recipe.eval_suite if recipe else "datacomp"
+    return ckpt, arch, suite
 
 
 def main(cfg) -> int:

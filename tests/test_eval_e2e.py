@@ -221,6 +221,12 @@ def test_wrong_architecture_and_other_checkpoint_refused(suite, tmp_path):
     assert resolve_checkpoint(str(run), None, "tiny") == (str(suite["ckpt"]), MODEL, "tiny")
     with pytest.raises(HarnessError, match="scale small uses ViT-B-32"):
         resolve_checkpoint(str(run), None, "small")
+    # a run trained off-recipe at that scale (allow_off_recipe=true, another model) is evaluated
+    (run / "train.json").write_text(json.dumps({"model": MODEL, "checkpoint": str(suite["ckpt"]),
+                                                "off_recipe": True, "scale": "small"}))
+    assert resolve_checkpoint(str(run), None, "small") == (str(suite["ckpt"]), MODEL, "datacomp")
+    with pytest.raises(HarnessError, match="scale medium uses ViT-B-32"):
+        resolve_checkpoint(str(run), None, "medium")
     out = tmp_path / "o"
     evaluate(suite["ckpt"], MODEL, suite["data"], out, suite=suite["suite"], tasks=["toy_shift"], progress=False, workers=0)
     other = tmp_path / "other.pt"
