@@ -68,9 +68,10 @@ def compare(cfg) -> int:
     from leaderboard.store import load_leaderboard
 
     _need(cfg, "compare", "a", "b")
-    doc = load_leaderboard(*_where(cfg))
+    where = _where(cfg)
+    doc = load_leaderboard(*where)
     res = compare_entries(doc, str(cfg.a), str(cfg.b), n_boot=int(cfg.n_boot), seed=int(cfg.seed),
-                          level=float(cfg.level))
+                          level=float(cfg.level), base=where[0])
     con = _console()
     tab = Table(title=f"{res['a']} − {res['b']}  ({res['level']:.0%} paired bootstrap CI over test images, "
                       f"{res['n_boot']} resamples; * = beyond noise)")

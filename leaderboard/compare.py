@@ -24,9 +24,12 @@ def find_entry(doc: dict, entry_id: str) -> dict:
     raise HarnessError(f"no entry {entry_id!r} in the {doc['track']}/{doc['scale']} leaderboard (entries: {ids})")
 
 
-def load_per_example(entry: dict) -> dict[str, dict[str, np.ndarray]] | None:
-    """Arrays of every task from the entry's per_example folder, or None when it is gone."""
+def load_per_example(entry: dict, base: str | Path | None = None) -> dict[str, dict[str, np.ndarray]] | None:
+    """Arrays of every task from the entry's per_example folder (relative paths are under the
+    leaderboard folder ``base``), or None when it is gone."""
     folder = entry.get("per_example_dir")
+    if folder and base is not None and not Path(folder).is_absolute():
+        folder = str(Path(base) / folder)
     if not folder or not Path(folder).is_dir():
         return None
     out = {}
@@ -72,11 +75,12 @@ def _interval(deltas: np.ndarray, level: float) -> list[float]:
 
 
 def compare_entries(doc: dict, a_id: str, b_id: str, n_boot: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> dict[str, Any]:
-    """Task-by-task and average deltas of entry ``a`` over ``b``, with bootstrap CIs when possible."""
+                    level: float = 0.95, base: str | Path | None = None) -> dict[str, Any]:
+    """Task-by-task and average deltas of entry ``a`` over ``b``, with bootstrap CIs when possible
+    (``base``: the leaderboard folder, where entries keep their per-example arrays)."""
     a, b = find_entry(doc, a_id), find_entry(doc, b_id)
     tasks = {k: t["metric"] for k, t in a["tasks"].items() if k in b["tasks"]}
-    arrays_a, arrays_b = load_per_example(a), load_per_example(b)
+    arrays_a, arrays_b = load_per_example(a, base), load_per_example(b, base)
     notes = [f"entry {e['id']!r} has no per-example arrays (per_example_dir missing): no confidence intervals"
              for e, arr in ((a, arrays_a), (b, arrays_b)) if arr is None]
     boots = _paired_bootstrap(arrays_a, arrays_b, tasks, n_boot, seed) if not notes else None

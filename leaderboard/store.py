@@ -225,11 +225,57 @@ def add_entry(leaderboard_dir: str | Path, entry: dict) -> str:
         with FileLock(lock_path(path), timeout=LOCK_TIMEOUT_S):
             doc = read_document(path) or new_document(entry["track"], entry["scale"])
             check_entry(doc, entry, facts)
+            entry = keep_per_example(path.parent, entry)
             doc["entries"].append(entry)
             write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     except Timeout:
         raise HarnessError(f"{lock_path(path)} held for over {LOCK_TIMEOUT_S}s by another writer; retry") from None
     return entry["id"]
+
+
+PER_EXAMPLE_DIR = "per_example"
+
+
+def keep_per_example(leaderboard_dir: Path, entry: dict) -> dict:
+    """Copy the run's per-example eval arrays next to the leaderboard file and point the entry at
+    the copy (a path relative to ``leaderboard_dir``), so `compare` works on a fresh clone too.
+
+    Called under the file lock with a new id: a folder left by an add that died before its JSON
+    write belongs to no entry and is replaced.
+    """
+    import shutil
+
+    src = entry.get("per_example_dir")
+    if not src or not Path(src).is_absolute() or not Path(src).is_dir():
+        return entry
+    rel = Path(PER_EXAMPLE_DIR) / f"{entry['track']}_{entry['scale']}" / entry["id"]
+    dest = leaderboard_dir / rel
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for key in entry["tasks"]:
+        if (Path(src) / f"{key}.npz").is_file():
+            shutil.copy2(Path(src) / f"{key}.npz", tmp / f"{key}.npz")
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return {**entry, "per_example_dir": rel.as_posix()}
+
+
+def localize_per_example(leaderboard_dir: str | Path, track: str, scale: str) -> int:
+    """Give entries added before `keep_per_example` existed (absolute per_example_dir) their copy
+    beside the JSON; returns how many moved. Entries whose arrays are gone are left as they are."""
+    from filelock import FileLock
+
+    path = leaderboard_path(leaderboard_dir, track, scale)
+    with FileLock(lock_path(path), timeout=LOCK_TIMEOUT_S):
+        doc = read_document(path)
+        if doc is None:
+            return 0
+        entries = [keep_per_example(path.parent, e) for e in doc["entries"]]
+        moved = sum(a != b for a, b in zip(entries, doc["entries"]))
+        if moved:
+            write_text_atomic(path, json.dumps({**doc, "entries": entries}, indent=2) + "\n")
+    return moved
 
 
 def ranks(doc: dict) -> dict[str, int]:

@@ -52,6 +52,9 @@ def main() -> None:
         for name, overrides in BASELINES:
             if not args.only or name in args.only:
                 walls[f"{name}-seed{seed}"] = run_one(name, overrides, seed, args.work, args.leaderboard_dir)
+    from leaderboard.store import localize_per_example
+
+    localize_per_example(args.leaderboard_dir, "filtering", "tiny")
     subprocess.run([sys.executable, "-m", "harness", "leaderboard", "render", "track=filtering", "scale=tiny",
                     f"leaderboard_dir={args.leaderboard_dir}", f"out={args.leaderboard_dir / 'filtering_tiny'}"],
                    check=True)

@@ -24,8 +24,8 @@ def _board(tmp_path, runs: list[tuple[str, int, float]], **kw):
 
 
 def test_a_clearly_better_entry_is_beyond_noise(tmp_path):
-    _, doc = _board(tmp_path, [("good", 0, 0.8), ("weak", 0, 0.3)])
-    res = compare_entries(doc, "good-seed0", "weak-seed0", n_boot=300)
+    lb, doc = _board(tmp_path, [("good", 0, 0.8), ("weak", 0, 0.3)])
+    res = compare_entries(doc, "good-seed0", "weak-seed0", n_boot=300, base=lb)
     assert len(res["tasks"]) == 8 and not res["notes"]
     for row in res["tasks"]:
         lo, hi = row["ci"]
@@ -41,7 +41,7 @@ def test_paired_bootstrap_of_an_entry_against_itself_is_exactly_zero(tmp_path):
     lb, doc = _board(tmp_path, [("basic", 0, 0.5)])
     twin = dict(doc["entries"][0], id="twin-seed0", method_name="twin", checkpoint_sha256="1" * 64)
     add_entry(lb, twin)
-    res = compare_entries(load_leaderboard(lb, *LB), "basic-seed0", "twin-seed0", n_boot=50)
+    res = compare_entries(load_leaderboard(lb, *LB), "basic-seed0", "twin-seed0", n_boot=50, base=lb)
     assert all(r["ci"] == [0.0, 0.0] and r["beyond_noise"] is False for r in res["tasks"])
 
 
@@ -49,7 +49,7 @@ def test_a_small_gain_on_one_task_stays_within_noise(tmp_path):
     lb, doc = _board(tmp_path, [("basic", 0, 0.5)])
     base = doc["entries"][0]
     folder = tmp_path / "tweaked"
-    shutil.copytree(base["per_example_dir"], folder)
+    shutil.copytree(lb / base["per_example_dir"], folder)
     arrays = dict(np.load(folder / "tiny_objects.npz"))
     wrong = np.flatnonzero(arrays["pred"] != arrays["target"])[:2]  # fix 2 of 200 answers: +1 point
     arrays["pred"][wrong] = arrays["target"][wrong]
@@ -57,7 +57,7 @@ def test_a_small_gain_on_one_task_stays_within_noise(tmp_path):
     tasks = {**base["tasks"], "tiny_objects": {"metric": "acc1", "value": base["tasks"]["tiny_objects"]["value"] + 0.01}}
     add_entry(lb, dict(base, id="tweak-seed0", method_name="tweak", checkpoint_sha256="2" * 64,
                        per_example_dir=str(folder), tasks=tasks))
-    res = compare_entries(load_leaderboard(lb, *LB), "tweak-seed0", "basic-seed0", n_boot=400)
+    res = compare_entries(load_leaderboard(lb, *LB), "tweak-seed0", "basic-seed0", n_boot=400, base=lb)
     row = next(r for r in res["tasks"] if r["task"] == "tiny_objects")
     assert row["delta"] == pytest.approx(0.01)
     # paired: only the 2 changed answers vary, each drawn Poisson(1) times → delta = k/200, k ~ Poisson(2)
@@ -77,11 +77,38 @@ def test_seed_spread_over_a_methods_entries(tmp_path):
 
 
 def test_without_per_example_arrays_deltas_come_with_a_note(tmp_path):
-    _, doc = _board(tmp_path, [("a", 0, 0.6), ("b", 0, 0.4)])
-    shutil.rmtree(doc["entries"][1]["per_example_dir"])
-    res = compare_entries(doc, "a-seed0", "b-seed0")
+    lb, doc = _board(tmp_path, [("a", 0, 0.6), ("b", 0, 0.4)])
+    shutil.rmtree(lb / doc["entries"][1]["per_example_dir"])
+    res = compare_entries(doc, "a-seed0", "b-seed0", base=lb)
     assert all(r["ci"] is None and r["delta"] > -1 for r in res["tasks"])
     assert "entry 'b-seed0' has no per-example arrays" in res["notes"][0]
+
+
+def test_leaderboard_folder_is_portable_without_the_runs(tmp_path):
+    """add copies each run's per-example arrays beside the JSON: a clone of the leaderboard folder
+    (the runs deleted, the folder moved) still gets bootstrap CIs."""
+    lb, doc = _board(tmp_path, [("a", 0, 0.7), ("b", 0, 0.4)])
+    assert all(e["per_example_dir"] == f"per_example/filtering_tiny/{e['id']}" for e in doc["entries"])
+    shutil.rmtree(tmp_path / "runs")
+    moved = tmp_path / "clone" / "leaderboard"
+    shutil.copytree(lb, moved)
+    shutil.rmtree(lb)
+    res = compare_entries(load_leaderboard(moved, *LB), "a-seed0", "b-seed0", n_boot=50, base=moved)
+    assert not res["notes"] and res["average"]["beyond_noise"]
+
+
+def test_entries_with_absolute_per_example_paths_are_localized(tmp_path):
+    """A leaderboard written before the copies existed gets them, without other changes."""
+    from leaderboard.store import leaderboard_path, localize_per_example, read_document, write_text_atomic
+
+    lb, doc = _board(tmp_path, [("a", 0, 0.7), ("b", 0, 0.4)])
+    old = [dict(e, per_example_dir=str(tmp_path / "runs" / f"{e['method_name']}-s0" / "eval" / "per_example"))
+           for e in doc["entries"]]
+    shutil.rmtree(lb / "per_example")
+    write_text_atomic(leaderboard_path(lb, *LB), json.dumps({**doc, "entries": old}))
+    assert localize_per_example(lb, *LB) == 2 and localize_per_example(lb, *LB) == 0
+    assert read_document(leaderboard_path(lb, *LB)) == doc
+    assert not compare_entries(doc, "a-seed0", "b-seed0", n_boot=20, base=lb)["notes"]
 
 
 def test_unknown_entry_lists_the_ids(tmp_path):

@@ -91,7 +91,7 @@ def test_duplicates_are_refused_never_overwritten(tmp_path):
     renamed = dict(first, id="basic-again-seed0", method_name="basic again")
     with pytest.raises(HarnessError, match="duplicate entry: the same checkpoint is already entry 'basic-seed0'"):
         add_entry(lb, renamed)
-    assert load_leaderboard(lb, *LB)["entries"] == [first]
+    assert load_leaderboard(lb, *LB)["entries"] == [dict(first, per_example_dir="per_example/filtering_tiny/basic-seed0")]
 
 
 def test_oracle_enters_only_as_an_unranked_reference(tmp_path):
