@@ -17,7 +17,6 @@ Usage: ``python benchmarks/bench_train_tiny.py`` (the tiny recipe, 64k samples o
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,30 +40,26 @@ RGB = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (140, 30, 16
 
 def _shard(args: tuple[Path, int, int, int, int]) -> dict:
     """One shard of smooth scenes: gradient background, one coloured rectangle, JPEG-encoded."""
-    from PIL import Image
-
     from harness.manifest import sha256_file
+    from harness.world.tario import encode_image, write_tar
 
     root, index, n, size, seed = args
     rng = np.random.default_rng([seed, index])
     name = f"{index:08d}.tar"
     ramp = np.linspace(0, 1, size, dtype=np.float32)
-    with tarfile.open(root / name, "w") as tf:
-        for i in range(n):
-            c = int(rng.integers(len(COLOURS)))
-            bg = rng.integers(0, 255, 3).astype(np.float32)
-            img = bg * (0.5 + 0.5 * ramp[:, None, None]) * np.ones((size, size, 1), np.float32)
-            x, y = rng.integers(0, size // 2, 2)
-            w, h = rng.integers(size // 6, size // 2, 2)
-            img[y:y + h, x:x + w] = RGB[c]
-            jpg = io.BytesIO()
-            Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(jpg, format="JPEG", quality=90)
-            key = f"{index:06d}{i:06d}"
-            for ext, data in (("jpg", jpg.getvalue()), ("txt", f"a {COLOURS[c]} box".encode()),
-                              ("json", json.dumps({"uid": f"{key:0>32}"}).encode())):
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
+    samples = []
+    for i in range(n):
+        c = int(rng.integers(len(COLOURS)))
+        bg = rng.integers(0, 255, 3).astype(np.float32)
+        img = bg * (0.5 + 0.5 * ramp[:, None, None]) * np.ones((size, size, 1), np.float32)
+        x, y = rng.integers(0, size // 2, 2)
+        w, h = rng.integers(size // 6, size // 2, 2)
+        img[y:y + h, x:x + w] = RGB[c]
+        key = f"{index:06d}{i:06d}"
+        samples.append((key, {"jpg": encode_image(img.clip(0, 255).astype(np.uint8), "jpg"),
+                              "txt": f"a {COLOURS[c]} box".encode(),
+                              "json": json.dumps({"uid": f"{key:0>32}"}).encode()}))
+    write_tar(root / name, samples)
     return {"name": name, "n_samples": n, "sha256": sha256_file(root / name)}
 
 

@@ -6,13 +6,11 @@ Runs use the tiny recipe with a test budget (batch 32, a few hundred samples) se
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -30,28 +28,22 @@ COLOURS = ("red", "green", "blue", "yellow")
 
 def make_shards(root: Path, n_shards: int = 4, per_shard: int = 64, seed: int = 0) -> Path:
     """Real WebDataset shards (png + txt + json) of coloured squares, with the shards manifest."""
-    from PIL import Image
-
     from harness.manifest import sha256_file, write_manifest
+    from harness.world.tario import encode_image, write_tar
 
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
+    rgbs = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]], np.int64)
     shards = []
     for s in range(n_shards):
-        name = f"{s:08d}.tar"
-        with tarfile.open(root / name, "w") as tf:
-            for i in range(per_shard):
-                c = int(rng.integers(len(COLOURS)))
-                rgb = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200], [200, 200, 0]][c], np.int64)
-                img = np.clip(rgb + rng.integers(0, 50, (32, 32, 3)), 0, 255).astype(np.uint8)
-                png = io.BytesIO()
-                Image.fromarray(img).save(png, format="PNG")
-                key = f"{s:04d}{i:04d}"
-                for ext, data in (("png", png.getvalue()), ("txt", f"a {COLOURS[c]} square".encode()),
-                                  ("json", json.dumps({"uid": f"{key:0>32}"}).encode())):
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(data)
-                    tf.addfile(info, io.BytesIO(data))
+        name, samples = f"{s:08d}.tar", []
+        for i in range(per_shard):
+            c = int(rng.integers(len(COLOURS)))
+            img = np.clip(rgbs[c] + rng.integers(0, 50, (32, 32, 3)), 0, 255).astype(np.uint8)
+            key = f"{s:04d}{i:04d}"
+            samples.append((key, {"png": encode_image(img, "png"), "txt": f"a {COLOURS[c]} square".encode(),
+                                  "json": json.dumps({"uid": f"{key:0>32}"}).encode()}))
+        write_tar(root / name, samples)
         shards.append({"name": name, "n_samples": per_shard, "sha256": sha256_file(root / name)})
     write_manifest(root, "reshard", f"test-shards-{n_shards}-{per_shard}-{seed}", {}, {},
                    n_samples=n_shards * per_shard, shards=shards, subset_sha256=None)
