@@ -253,8 +253,9 @@ def keep_per_example(leaderboard_dir: Path, entry: dict) -> dict:
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for key in entry["tasks"]:
+    for key in entry["tasks"]:  # DataComp keys such as wilds/iwildcam sit in subfolders
         if (Path(src) / f"{key}.npz").is_file():
+            (tmp / f"{key}.npz").parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(src) / f"{key}.npz", tmp / f"{key}.npz")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
