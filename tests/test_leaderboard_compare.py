@@ -111,6 +111,22 @@ def test_entries_with_absolute_per_example_paths_are_localized(tmp_path):
     assert not compare_entries(doc, "a-seed0", "b-seed0", n_boot=20, base=lb)["notes"]
 
 
+def test_per_example_copy_keeps_datacomp_subfolder_keys(tmp_path):
+    from leaderboard.store import keep_per_example
+
+    src = tmp_path / "run" / "eval" / "per_example"
+    (src / "wilds").mkdir(parents=True)
+    np.savez(src / "wilds" / "iwildcam.npz", pred=np.arange(3))
+    np.savez(src / "imagenet1k.npz", pred=np.arange(4))
+    entry = {"id": "m-seed0", "track": "filtering", "scale": "small", "per_example_dir": str(src),
+             "tasks": {"wilds/iwildcam": {}, "imagenet1k": {}, "vtab/pcam": {}}}
+    kept = keep_per_example(tmp_path / "lb", entry)
+    dest = tmp_path / "lb" / kept["per_example_dir"]
+    assert kept["per_example_dir"] == "per_example/filtering_small/m-seed0"
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.npz")) == ["imagenet1k.npz", "wilds/iwildcam.npz"]
+    assert np.load(dest / "wilds" / "iwildcam.npz")["pred"].tolist() == [0, 1, 2]
+
+
 def test_unknown_entry_lists_the_ids(tmp_path):
     _, doc = _board(tmp_path, [("a", 0, 0.6)])
     with pytest.raises(HarnessError, match=r"no entry 'zz' .*entries: a-seed0"):
