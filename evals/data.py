@@ -3,7 +3,8 @@
 Layout: ``classnames.txt``, ``zeroshot_classification_templates.txt`` (classification),
 ``dataset_type.txt`` (``retrieval`` for caption tasks), ``test/nshards.txt``, ``test/{i}.tar``.
 A sample holds an image (webp/png/jpg/jpeg), ``cls`` (label), ``txt`` (captions, one per line)
-and optional ``json``/``npy`` metadata. Samples carry their (shard, position) so results are in
+and optional ``json``/``npy`` metadata (WinoGAViL's layout, one sample per candidate image:
+``evals/winogavil.py``). Samples carry their (shard, position) so results are in
 file order whatever the number of decode workers; an image that does not decode is flagged, not
 fatal.
 """
@@ -115,8 +116,7 @@ def decode_sample(sample: dict, transform, retrieval: bool, group: dict | None, 
     try:
         if retrieval:
             out["captions"] = [c for c in sample.get("txt", b"").decode("utf-8").splitlines() if c.strip()]
-        else:
-            out["label"] = int(sample["cls"].decode().strip()) if "cls" in sample else -1
+        out["label"] = int(sample["cls"].decode().strip()) if "cls" in sample else -1
         if group:
             out["group"] = _group_of(sample, group)
         if want_npy:

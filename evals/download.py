@@ -15,6 +15,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 WANTED = ["classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt", "test/*"]
+# Kinds with no Hub repo in the harness's layout: the command that writes their task folder.
+EXPORTERS = {"winogavil": "`python -m evals.winogavil DATA_DIR` (reads nlphuji/winogavil with `datasets`)"}
 
 
 def _digest(path: Path, algo: str, prefix: bytes = b"") -> str:
@@ -79,7 +81,8 @@ def main(cfg) -> int:
     failed = 0
     for task in tasks:
         if not task.hub:
-            print(f"{task.key}: no Hub repo in the CLIP_benchmark layout, skipped")
+            how = EXPORTERS.get(task.kind, "")
+            print(f"{task.key}: no Hub repo in the CLIP_benchmark layout, skipped{how and '; make it with ' + how}")
             continue
         try:
             info = download_task(task.hub, Path(cfg.data_dir) / task.dir, str(cfg.revision), int(cfg.workers))

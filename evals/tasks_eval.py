@@ -43,7 +43,9 @@ class Context:
     progress: bool = True
 
 
-def _images(task: Task, data: TaskData, ctx: Context, **kw):
+def _images(task: Task, data: TaskData, ctx: Context, keep_bad: bool = False, **kw):
+    """(decodable samples, their features, counts) in file order; with ``keep_bad`` also the
+    undecodable samples (their metadata), for tasks whose unit is more than one image."""
     from tqdm import tqdm
 
     from evals import zeroshot as Z
@@ -58,6 +60,8 @@ def _images(task: Task, data: TaskData, ctx: Context, **kw):
     if counts["n_undecodable"]:
         bad = [s["key"] for s in samples if not s["ok"]][:3]
         print(f"warning: task {task.key}: {counts['n_undecodable']} undecodable image(s) skipped (e.g. {', '.join(bad)})")
+    if keep_bad:
+        return ok, feats, counts, [s for s in samples if not s["ok"]]
     return ok, feats, counts
 
 
@@ -163,18 +167,38 @@ def eval_fairface(task: Task, data: TaskData, ctx: Context) -> tuple[dict, dict]
     return m | counts, arrays
 
 
-def eval_unavailable(task: Task, data: TaskData, ctx: Context) -> tuple[dict, dict]:
-    raise HarnessError(f"task {task.key}: not supported")
+def eval_winogavil(task: Task, data: TaskData, ctx: Context) -> tuple[dict, dict]:
+    """DataComp's WinoGAViL: per instance, the k candidates most similar to the cue (k = number of
+    associations), scored by Jaccard. An instance with an undecodable candidate is skipped."""
+    from evals.winogavil import GROUP
+    from evals.zeroshot import encode_texts
+
+    ok, feats, counts, bad = _images(task, data, ctx, retrieval=True, group=GROUP, keep_bad=True)
+    cues: dict[int, str] = {}
+    for s in ok:
+        if not s["captions"] or s["label"] not in (0, 1):
+            raise HarnessError(f"task {task.key}: sample {s['key']} needs txt (the cue) and cls 0/1 in {data.root}")
+        cues.setdefault(int(s["group"]), s["captions"][0])
+    skipped = {int(s["group"]) for s in bad}
+    ids = [i for i in sorted(cues) if i not in skipped]
+    text = encode_texts(ctx.model, ctx.tokenizer, [cues[i] for i in ids], ctx.device).cpu().numpy()
+    inst, label, img = np.asarray([int(s["group"]) for s in ok]), np.asarray([s["label"] for s in ok]), feats.numpy()
+    scores, n_cand = [], []
+    for row, i in enumerate(ids):
+        mask = inst == i
+        scores.append(M.winogavil_instance(img[mask] @ text[row], label[mask]))
+        n_cand.append(int(mask.sum()))
+    arrays = {"jaccard": np.asarray(scores, np.float64), "n_candidates": np.asarray(n_cand, np.int64)}
+    return M.winogavil_metrics(arrays["jaccard"], arrays["n_candidates"]) | counts | {
+        "n_instances": len(ids), "n_instances_skipped": len(skipped)}, arrays
 
 
 EVALUATORS: dict[str, Callable[[Task, TaskData, Context], tuple[dict, dict]]] = {
     "classification": eval_classification,
     "retrieval": eval_retrieval,
     "fairface": eval_fairface,
+    "winogavil": eval_winogavil,
 }
 
-# Kinds whose data has no CLIP_benchmark WebDataset export; the reason is reported as missing.
-UNSUPPORTED: dict[str, str] = {
-    "winogavil": "no WebDataset export of WinoGAViL exists (DataComp reads nlphuji/winogavil with `datasets`); "
-                 "its metric is implemented (evals.metrics.winogavil_metrics) but the harness cannot read its data yet",
-}
+# Kinds whose data the harness cannot read; the reason is reported as missing.
+UNSUPPORTED: dict[str, str] = {}
