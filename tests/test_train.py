@@ -92,9 +92,9 @@ def test_dry_run_argument_list_for_each_scale(scale, shards, tmp_path):
     assert int(value["--train-num-samples"]) * int(value["--epochs"]) == r.train_num_samples
     assert value["--seed"] == "3" and value["--train-data"].endswith("/{00000000..00000003}.tar")
     assert ("--beta2" in args) == (r.beta2 is not None)
-    for flag in ("--dataset-resampled", "--local-loss", "--gather-with-grad", "--grad-checkpointing",
-                 "--save-most-recent"):
+    for flag in ("--dataset-resampled", "--local-loss", "--gather-with-grad", "--save-most-recent"):
         assert flag in args
+    assert ("--grad-checkpointing" in args) == (value["--device"] != "cpu")  # memory, not math: dropped on CPU
     assert value["--resume"] == "latest" and value["--wd"] == "0.2" and value["--dataset-type"] == "webdataset"
     assert not (tmp_path / "run").exists()
     if scale.startswith("tiny"):
@@ -201,10 +201,17 @@ def test_run_dir_of_another_recipe_is_refused_naming_both_hashes(tiny_run, shard
         train("tiny", shards, run_dir, seed=1, **SMALL)
 
 
-def test_same_seed_gives_identical_weights(tiny_run, shards, tmp_path):
+def test_same_seed_gives_identical_weights_with_or_without_grad_checkpointing(tiny_run, shards, tmp_path,
+                                                                             monkeypatch):
+    """Same seed, same weights; the rerun also passes DataComp's --grad-checkpointing, which CPU
+    runs drop (harness.train.SKIPPED_FLAGS): it must not change a single bit."""
     import torch
 
+    from harness import train as train_mod
+
+    monkeypatch.setattr(train_mod, "SKIPPED_FLAGS", set())
     again = train("tiny", shards, tmp_path / "again", seed=0, **SMALL)
+    assert "--grad-checkpointing" in again["args"] and "--grad-checkpointing" not in tiny_run["args"]
     a, b = _weights(tiny_run), _weights(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
