@@ -237,3 +237,20 @@ def test_refuses_non_empty_pool_dir_and_bad_dirs(tmp_path):
     with pytest.raises(HarnessError, match="unknown tiny-world knob"):
         make_world(tmp_path / "p3", pool_sise=200)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "pool"]
+
+
+def test_color_mention_knob_only_drops_colour_words():
+    """`world.color_mention` lowers how often a caption that names the texture also names the
+    colour; the same draws otherwise, so the default keeps the world's bytes."""
+    import numpy as np
+
+    from harness.world import scenes, vocab
+
+    sc = scenes.sample_scenes(np.random.default_rng(0), 400, 32)
+    default = scenes.english_captions(np.random.default_rng(1), sc)
+    assert default == scenes.english_captions(np.random.default_rng(1), sc, 0.95)
+    none = scenes.english_captions(np.random.default_rng(1), sc, 0.0)
+    textured = [i for i, c in enumerate(none) if any(vocab.TEXTURE_ADJ[t] in c.split() for t in vocab.TEXTURES)]
+    assert len(textured) > 100
+    assert not any(vocab.COLOR_NAMES[sc["color"][i]] in none[i].split() for i in textured)
+    assert all(none[i] == default[i] for i in range(400) if i not in textured)

@@ -77,10 +77,10 @@ def clean_samples(seed: int, stream: int, n: int, banks: render.Banks, conf: dic
     rng = np.random.default_rng([seed, stream])
     sc = scenes.sample_scenes(rng, n, banks.size, sketch_share=conf["sketch_share"], bg_bias=conf["bg_bias"])
     images = render.render_scenes(banks, sc)
-    caps = scenes.english_captions(rng, sc)
+    caps = scenes.english_captions(rng, sc, conf["color_mention"])
     w, h = _original_sizes(rng, n)
     world = {"scenes": sc, "images": images, "captions": list(caps), "base_captions": list(caps),
-             "alt_captions": scenes.english_captions(rng, sc), "orig_w": w, "orig_h": h,
+             "alt_captions": scenes.english_captions(rng, sc, conf["color_mention"]), "orig_w": w, "orig_h": h,
              "kind": np.array(["scene"] * n, dtype=object), "digit": np.full(n, -1),
              "lang": np.array(["en"] * n, dtype=object), "source": np.array([""] * n, dtype=object)}
     digits = rng.random(n) < digit_share if digit_share else np.zeros(n, bool)

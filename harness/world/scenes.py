@@ -104,8 +104,9 @@ def object_phrase(shape: int, color: int, count: int, texture: int | None, with_
     return " ".join([head, *words])
 
 
-def english_captions(rng: np.random.Generator, sc: dict[str, np.ndarray]) -> list[str]:
-    """Templated English captions; each attribute is mentioned with some probability."""
+def english_captions(rng: np.random.Generator, sc: dict[str, np.ndarray], color_mention: float = 0.95) -> list[str]:
+    """Templated English captions; each attribute is mentioned with some probability
+    (``color_mention``: the colour's, when a texture is named; otherwise it always is)."""
     n = len(sc["shape"])
     r = rng.random((n, 6))
     t_photo = rng.integers(0, len(vocab.EN_TEMPLATES), n)
@@ -116,7 +117,7 @@ def english_captions(rng: np.random.Generator, sc: dict[str, np.ndarray]) -> lis
         sketch = sc["style"][i] == 1
         mention_tex = bool(not sketch and (r[i, 0] < 0.7 if tex else r[i, 0] < 0.15))
         # colour or texture is always named, so captions of clean samples have more than two words
-        with_color = bool(r[i, 1] < 0.95 or not mention_tex)
+        with_color = bool(r[i, 1] < color_mention or not mention_tex)
         obj = object_phrase(int(sc["shape"][i]), int(sc["color"][i]), int(sc["count"][i]),
                             tex if mention_tex else None, with_color=with_color,
                             generic=r[i, 4] < 0.1, say_one=r[i, 5] < 0.2)
