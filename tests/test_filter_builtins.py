@@ -228,3 +228,21 @@ def test_report_html_with_grid_and_defect_metrics(tmp_path):
     d = doc["defects"]
     assert d["per_type"]["too_short"] == {"n": 4, "kept": 4, "recall": 0.0, "precision": 0.0}
     assert d["precision"] == pytest.approx(1 / 5)
+
+
+def test_vocabulary_pattern_does_not_depend_on_set_order():
+    """text_based's pattern enters the filter spec and the leaderboard: the same vocabulary must
+    give the same string in every process (set order follows PYTHONHASHSEED)."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.filters.text import vocabulary_pattern
+
+    words = ["star", "ring", "circle", "square", "cross", "heart", "diamond", "hexagon", "triangle", "crescent"]
+    code = f"from harness.filters.text import vocabulary_pattern; print(vocabulary_pattern({words!r}))"
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(h)}).stdout.strip()
+            for h in (0, 1, 2, 3)}
+    assert outs == {vocabulary_pattern(reversed(words))}
+    assert "crescent|triangle|diamond|hexagon" in outs.pop()

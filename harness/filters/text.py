@@ -66,7 +66,9 @@ def read_vocabulary(path: str | Path) -> list[str]:
 
 def vocabulary_pattern(words: Iterable[str]) -> str:
     """An RE2 pattern matching any vocabulary entry as whole words, optionally plural (-s/-es)."""
-    alts = sorted({re.escape(w.lower()) for w in words if w.strip()}, key=len, reverse=True)
+    # longest first (a prefix must not win the alternation), then alphabetical: the same
+    # vocabulary gives the same pattern (and filter spec) in every process
+    alts = sorted({re.escape(w.lower()) for w in words if w.strip()}, key=lambda w: (-len(w), w))
     return r"(?:^|[^\pL\pN])(?:" + "|".join(alts) + r")(?:e?s)?(?:$|[^\pL\pN])"
 
 
