@@ -11,7 +11,6 @@ Usage: ``python benchmarks/bench_ray_reshard.py [--repeats 2] [--cache DIR]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_reshard import DEFAULT_CACHE, FRACTION, N_SHARDS, PER_SHARD, build_pool, run_cat  # noqa: E402
+from bench_reshard import FRACTION, N_SHARDS, PER_SHARD, run_cat, setup  # noqa: E402
 
 
 def run(pool: Path, subset: Path, out: Path, engine: str) -> list[str]:
@@ -31,14 +30,7 @@ def run(pool: Path, subset: Path, out: Path, engine: str) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    args = ap.parse_args()
-    pool, subset = build_pool(args.cache)
-    shards = sorted((pool / "shards").glob("*.tar"))
-    print(f"pool: {N_SHARDS * PER_SHARD} samples in {len(shards)} shards; subset {FRACTION:.0%}; "
-          f"{os.cpu_count()} CPUs (shared with other work: timings are noisy)")
+    args, pool, subset, shards = setup(__doc__.splitlines()[0], repeats=2)
     from harness.engine import ray_init
 
     t0 = time.perf_counter()

@@ -134,9 +134,11 @@ def timed(fn, *args) -> tuple[float, float, int]:
     return t1 - t0, cpu, n
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
+def setup(description: str, repeats: int) -> tuple[argparse.Namespace, Path, Path, list[Path]]:
+    """Parse ``--repeats``/``--cache``, build (or reuse) the pool, print what it is: the part every
+    reshard benchmark shares. Returns (args, pool, subset, input shards)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--repeats", type=int, default=repeats)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     args = ap.parse_args()
     pool, subset = build_pool(args.cache)
@@ -144,6 +146,11 @@ def main() -> None:
     gb = sum(p.stat().st_size for p in shards) / 1e9
     print(f"pool: {N_SHARDS * PER_SHARD} samples, {gb:.2f} GB in {len(shards)} shards; subset {FRACTION:.0%}; "
           f"{os.cpu_count()} CPUs (shared: timings are noisy)")
+    return args, pool, subset, shards
+
+
+def main() -> None:
+    args, pool, subset, shards = setup(__doc__.splitlines()[0], repeats=3)
     outs = {"a": args.cache / "out_harness", "b": args.cache / "out_tarfile"}
     cases = {"(a) harness reshard, workers=2": lambda: run_harness(pool, subset, outs["a"]),
              "(b) tarfile streaming, 2 processes": lambda: run_tarfile_baseline(shards, subset, outs["b"]),
