@@ -98,10 +98,7 @@ def scores_of(tasks, done: dict[str, dict]) -> dict[str, Any]:
 def _task_data(task, data_dir: str | None, stream: bool):
     """(TaskData, None) or (None, reason) when the task's data is absent."""
     from evals.data import open_task
-    from evals.tasks_eval import UNSUPPORTED
 
-    if task.kind in UNSUPPORTED:
-        return None, UNSUPPORTED[task.kind]
     local = Path(data_dir) / task.dir if data_dir else None
     if local is not None and local.is_dir():
         return open_task(str(local), task.kind), None
@@ -189,14 +186,15 @@ def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) ->
         ckpt, arch = info["checkpoint"], info["model"]
         if model and model != arch:
             raise HarnessError(f"model={model} but {info_path} records model {arch}")
-        if info.get("off_recipe") and recipe and info.get("scale") == scale:
+        off_recipe_here = bool(info.get("off_recipe")) and recipe is not None and info.get("scale") == scale
+        if off_recipe_here:
             print(f"note: {path} is an off-recipe {scale} run ({arch}); its scores are not the scale's")
-            recipe = None
     else:
+        off_recipe_here = False
         ckpt, arch = str(path), model or (recipe.model if recipe else None)
         if arch is None:
             raise HarnessError("a .pt checkpoint needs model=<open_clip name> or scale=<scale>")
-    if recipe and arch != recipe.model:
+    if recipe and arch != recipe.model and not off_recipe_here:
         raise HarnessError(f"checkpoint {ckpt} is a {arch} model but scale {scale} uses {recipe.model}; "
                            "pass the matching scale=")
     return ckpt, arch, suite

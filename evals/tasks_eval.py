@@ -199,6 +199,3 @@ EVALUATORS: dict[str, Callable[[Task, TaskData, Context], tuple[dict, dict]]] = 
     "fairface": eval_fairface,
     "winogavil": eval_winogavil,
 }
-
-# Kinds whose data the harness cannot read; the reason is reported as missing.
-UNSUPPORTED: dict[str, str] = {}
