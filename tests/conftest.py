@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# the user's own leaderboard (and any other per-user state) goes to a throw-away folder, never ~
+os.environ["HARNESS_HOME"] = tempfile.mkdtemp(prefix="harness-home-")
 
 REPO = Path(__file__).resolve().parent.parent
 
