@@ -22,6 +22,30 @@ from harness.errors import HarnessError
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 LOCK_TIMEOUT_S = 120
+# The reference boards committed with the project: read by show/compare/render, never written by a run.
+REFERENCE_DIR = Path(__file__).resolve().parent
+
+
+class AlreadyOnBoard(HarnessError):
+    """The same run (same id, same checkpoint) is already on the board: there is nothing to add."""
+
+
+def harness_home() -> Path:
+    """Per-user state: $HARNESS_HOME, else $XDG_DATA_HOME/datacomp-harness (~/.local/share/...)."""
+    env = os.environ.get("HARNESS_HOME")
+    if env:
+        return Path(env).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data).expanduser() / "datacomp-harness"
+
+
+def user_board_dir() -> Path:
+    """Where a user's own entries go (``harness run``, ``leaderboard add``), beside the reference."""
+    return harness_home() / "leaderboard"
+
+
+def is_reference_dir(leaderboard_dir: str | Path) -> bool:
+    return Path(leaderboard_dir).expanduser().resolve() == REFERENCE_DIR
 
 
 def leaderboard_path(leaderboard_dir: str | Path, track: str, scale: str) -> Path:
@@ -164,6 +188,8 @@ def _refuse_track(doc: dict, entry: dict, facts: dict) -> str | None:
 
 def _refuse_duplicate(doc: dict, entry: dict, facts: dict) -> str | None:
     for old in doc["entries"]:
+        if old["id"] == entry["id"] and entry["checkpoint_sha256"] and old["checkpoint_sha256"] == entry["checkpoint_sha256"]:
+            raise AlreadyOnBoard(f"entry {entry['id']!r} is already on the board (same checkpoint, added {old['timestamp']})")
         if old["id"] == entry["id"]:
             return (f"entry {entry['id']!r} already exists (added {old['timestamp']}); nothing is overwritten — "
                     "use another method_name or seed")
