@@ -305,14 +305,20 @@ def localize_per_example(leaderboard_dir: str | Path, track: str, scale: str) ->
     return moved
 
 
+def entry_key(entry: dict) -> str:
+    """How an entry is addressed: its id, or ``ref:<id>``/``yours:<id>`` when both boards hold that id
+    (``leaderboard.boards.load_boards`` sets ``key``; a single board's entries have none)."""
+    return entry.get("key", entry["id"])
+
+
 def ranks(doc: dict) -> dict[str, int]:
-    """Competition rank ('1224') of each ranked entry by Average; references get no rank."""
+    """Competition rank ('1224') of each ranked entry by Average, by entry key; references get no rank."""
     ranked = sorted((e for e in doc["entries"] if e["ranked"]), key=lambda e: -e["aggregates"]["Average"])
     out: dict[str, int] = {}
     for i, e in enumerate(ranked):
         prev = ranked[i - 1] if i else None
         same = prev is not None and prev["aggregates"]["Average"] == e["aggregates"]["Average"]
-        out[e["id"]] = out[prev["id"]] if same else i + 1
+        out[entry_key(e)] = out[entry_key(prev)] if same else i + 1
     return out
 
 

@@ -129,8 +129,73 @@ def test_per_example_copy_keeps_datacomp_subfolder_keys(tmp_path):
 
 def test_unknown_entry_lists_the_ids(tmp_path):
     _, doc = _board(tmp_path, [("a", 0, 0.6)])
-    with pytest.raises(HarnessError, match=r"no entry 'zz' .*entries: a-seed0"):
+    with pytest.raises(HarnessError) as err:
         compare_entries(doc, "zz", "a-seed0")
+    assert str(err.value) == "no entry or method 'zz' in the filtering/tiny leaderboard (methods: a; entries: a-seed0)"
+
+
+def test_unknown_name_suggests_close_ids_and_methods(tmp_path):
+    _, doc = _board(tmp_path, [("caption_length", 0, 0.6), ("basic", 0, 0.5)])
+    with pytest.raises(HarnessError) as err:
+        compare_entries(doc, "caption_lenght-seed0", "basic")
+    assert str(err.value) == ("no entry or method 'caption_lenght-seed0' in the filtering/tiny leaderboard; "
+                              "did you mean caption_length-seed0 or caption_length?")
+    with pytest.raises(HarnessError) as err:
+        compare_entries(doc, "basic", "caption-seed0")
+    assert str(err.value) == ("no entry or method 'caption-seed0' in the filtering/tiny leaderboard; "
+                              "did you mean caption_length-seed0 or basic-seed0?")
+    assert compare_entries(doc, "caption_length", "basic", n_boot=10)["a"] == "caption_length (seeds 0)"
+
+
+def test_methods_compare_paired_by_seed(tmp_path):
+    """a=<method> b=<method>: the seeds both have, each task's delta averaged over the paired seeds,
+    and the CI from the same test-image draws for every seed (so it is the mean of paired deltas)."""
+    from leaderboard.compare import paired_deltas
+
+    lb, doc = _board(tmp_path, [("good", 0, 0.8), ("good", 1, 0.78), ("good", 2, 0.79),
+                                ("weak", 0, 0.3), ("weak", 1, 0.32)])
+    res = compare_entries(doc, "good", "weak", n_boot=200, base=lb)
+    assert res["a"] == "good (seeds 0,1,2)" and res["b"] == "weak (seeds 0,1)"
+    assert res["seeds"] == [0, 1] and res["pairs"] == [["good-seed0", "weak-seed0"], ["good-seed1", "weak-seed1"]]
+    by_id = {e["id"]: e for e in doc["entries"]}
+    for row in res["tasks"]:
+        want = np.mean([by_id[f"good-seed{s}"]["tasks"][row["task"]]["value"]
+                        - by_id[f"weak-seed{s}"]["tasks"][row["task"]]["value"] for s in (0, 1)])
+        assert row["delta"] == pytest.approx(want)
+    one = [compare_entries(doc, f"good-seed{s}", f"weak-seed{s}", n_boot=200, base=lb) for s in (0, 1)]
+    tasks = {r["task"]: r["metric"] for r in res["tasks"]}
+    pairs = [(by_id[f"good-seed{s}"], by_id[f"weak-seed{s}"]) for s in (0, 1)]
+    joint, _ = paired_deltas(pairs, tasks, 200, 0, base=lb)
+    singles = [paired_deltas([p], tasks, 200, 0, base=lb)[0] for p in pairs]
+    for key in tasks:  # the same draws for both seeds: the joint replicate is the mean of the two
+        assert np.allclose(joint[key], (singles[0][key] + singles[1][key]) / 2)
+    assert res["average"]["delta"] == pytest.approx(np.mean([o["average"]["delta"] for o in one]))
+    assert res["average"]["ci"][0] > 0.3 and res["average"]["beyond_noise"]
+    mixed = compare_entries(doc, "good-seed1", "weak", n_boot=20, base=lb)  # an entry against a method: its seed
+    assert mixed["pairs"] == [["good-seed1", "weak-seed1"]] and mixed["a"] == "good-seed1"
+
+
+def test_methods_without_a_common_seed_are_refused(tmp_path):
+    _, doc = _board(tmp_path, [("good", 0, 0.8), ("good", 1, 0.8), ("weak", 2, 0.3), ("weak", 3, 0.3)])
+    with pytest.raises(HarnessError) as err:
+        compare_entries(doc, "good", "weak", n_boot=20)
+    assert str(err.value) == "'good' (seeds 0, 1) and 'weak' (seeds 2, 3) share no seed to pair by"
+
+
+def test_resamples_are_cached_per_entry(tmp_path):
+    from leaderboard.compare import resampled
+    from leaderboard.store import harness_home
+
+    lb, doc = _board(tmp_path, [("a", 0, 0.6)])
+    entry = doc["entries"][0]
+    tasks = {k: t["metric"] for k, t in entry["tasks"].items()}
+    before = set((harness_home() / "cache" / "bootstrap").glob("*.npz"))
+    first = resampled(entry, tasks, 30, 0, base=lb)
+    made = set((harness_home() / "cache" / "bootstrap").glob("*.npz")) - before
+    assert len(made) == 1
+    again = resampled(entry, tasks, 30, 0, base=lb)
+    assert all(np.array_equal(first[k], again[k]) for k in first) and len(first["tiny_objects"]) == 30
+    assert resampled(entry, tasks, 31, 0, base=lb)["tiny_objects"].shape == (31,)  # n_boot is in the key
 
 
 def test_compare_command_prints_deltas_cis_and_seed_spread(tmp_path, cli):

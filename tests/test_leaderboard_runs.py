@@ -142,10 +142,10 @@ def test_entry_from_run_refuses_an_eval_of_another_checkpoint(tmp_path):
 
 def test_a_composed_filter_keeps_its_tree(tmp_path):
     from leaderboard.store import entry_from_run
-    from leaderboard.table import _filter_text
+    from leaderboard.table import filter_label
 
     spec = {"name": "intersect", "filters": [{"name": "image_based", "params": {"k": 100}},
                                              {"name": "clip_score", "params": {"arch": "tiny"}, "fraction": 0.3}]}
     entry = entry_from_run(make_run(tmp_path, "img-and-clip", spec=spec), "image ∩ clip", "filtering", "tiny")
     assert entry["filter"] == {"name": "intersect", "params": {}, "source_hash": "ab" * 32, "spec": spec}
-    assert _filter_text(entry) == "intersect(image_based(k=100), clip_score(arch=tiny, fraction=0.3))"
+    assert filter_label(entry) == "intersect(image_based(k=100), clip_score(arch=tiny, fraction=0.3))"

@@ -12,8 +12,8 @@ import pytest
 from test_leaderboard_runs import make_run, tiny_recipe_hash
 
 from harness.errors import HarnessError
-from leaderboard.store import (SCHEMA_PATH, add_entry, entry_from_run, leaderboard_path, load_leaderboard, rank_of,
-                               ranks)
+from leaderboard.store import (REFERENCE_DIR, SCHEMA_PATH, add_entry, entry_from_run, leaderboard_path,
+                               load_leaderboard, rank_of, ranks)
 
 LB = ("filtering", "tiny")
 
@@ -170,11 +170,17 @@ def test_add_command_adds_and_refuses_in_one_line(tmp_path, cli):
     run = make_run(tmp_path / "runs", "clip_score", seed=1, quality=0.6)
     res = cli("leaderboard", "add", f"run_dir={run}", f"leaderboard_dir={lb}")
     assert res.returncode == 0, res.stderr
-    assert "added clip_score-seed1" in res.stdout and "(rank 1)" in res.stdout
+    ranked = [e for e in load_leaderboard(REFERENCE_DIR, *LB)["entries"] if e["ranked"]]
+    n_methods = len({e["method_name"] for e in ranked}) + 1
+    assert res.stdout.splitlines() == [  # the board written, and the standing beside the reference board
+        f"added clip_score-seed1 to {lb / 'filtering_tiny.json'}",
+        f"rank 1 of {n_methods} methods by mean Average over seeds (reference board + yours; "
+        f"per seed: 1 of {len(ranked) + 1} entries)"]
     oracle = make_run(tmp_path / "runs", "oracle", seed=0, quality=0.9, eligible=False)
     refused = cli("leaderboard", "add", f"run_dir={oracle}", f"leaderboard_dir={lb}")
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "filter 'oracle' is not eligible for ranking" in refused.stderr
     ok = cli("leaderboard", "add", f"run_dir={oracle}", f"leaderboard_dir={lb}", "reference=true")
-    assert ok.returncode == 0 and "added oracle-seed0" in ok.stdout and "unranked reference" in ok.stdout
+    assert ok.returncode == 0 and ok.stdout.splitlines() == [f"added oracle-seed0 to {lb / 'filtering_tiny.json'}",
+                                                             "unranked reference entry"]
     assert [e["reference"] for e in load_leaderboard(lb, *LB)["entries"]] == [False, True]
