@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 PIPED_WIDTH = 120  # piped output with no $COLUMNS: wide enough for the tables, not one endless line
 TEXT_MIN = 10  # narrowest a folding text column (method, id, filter) gets
 TEXT_COLUMNS = ("id", "method", "filter")
+IN_THE_ID = ("method", "seed")  # columns show leaves out: the id names both (and yours:<id> marks your rows)
 
 
 def _need(cfg, command: str, *keys: str) -> None:
@@ -148,7 +149,7 @@ def show(cfg) -> int:
     deltas = _deltas(doc, cfg)
     _, _, notes = lbtable.method_table(doc, deltas)
     headers, rows = lbtable.build(doc, sort=cfg.sort, ascending=cfg.ascending, tasks=cfg.tasks)
-    keep = [i for i, h in enumerate(headers) if h != "method"]  # the id names the method (yours:... marks yours)
+    keep = [i for i, h in enumerate(headers) if h not in IN_THE_ID]
     styles = ["bold" if str(r[headers.index("id")]).startswith("yours:") else None for r in rows]
     headers, cells = [headers[i] for i in keep], [[lbtable.fmt(r[i]) for i in keep] for r in rows]
     methods_table = _method_tables(doc, deltas, width)

@@ -10,6 +10,7 @@ import html
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 
 from harness.filters.api import PoolInfo
 from harness.uids import hex_to_pairs, isin, read_subset
+from leaderboard.labels import spec_label
 
 GRID = 12
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
@@ -108,17 +110,43 @@ def _kind(img: bytes) -> str:
 
 
 def _table(rows: list[list], head: list[str]) -> str:
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(_num(c))}</td>" for c in r) + "</tr>" for r in rows)
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + f"</tr>{cells}</table>"
+
+
+def _num(value) -> str:
+    """A figure as the report prints it: counts with thousands separators, other numbers to 4 significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.1f} %"
+
+
+def _header(doc: dict) -> str:
+    """Title (the filter's short label), then kept N of M, pool, date and time; the full spec folded away."""
+    spec = doc["filter"]
+    facts = {"kept": f"{doc['n_kept']:,} of {doc['n_pool']:,} ({_pct(doc['n_kept'] / max(doc['n_pool'], 1))})",
+             "pool": doc["pool_dir"], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "filter time": f"{_num(float(doc['wall_s']))} s",
+             "eligible for ranking": "yes" if doc.get("eligible", True) else "no (reference only)"}
+    rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items())
+    return (f"<h1>Filter report: {html.escape(spec_label(spec))}</h1><dl class=facts>{rows}</dl>"
+            f"<details><summary>full filter spec</summary><pre>{html.escape(json.dumps(spec, indent=2))}</pre></details>")
 
 
 def write_report(info: PoolInfo, doc: dict, final: np.ndarray, values: dict, path: Path) -> Path:
     """Write the HTML report beside the subset; add defect metrics to ``doc`` on the tiny world."""
     kept = read_subset(doc["subset"])
-    parts = [f"<h1>Filter report: {html.escape(json.dumps(doc['filter']))}</h1>",
-             f"<p>pool {html.escape(doc['pool_dir'])}: kept {doc['n_kept']} of {doc['n_pool']} "
-             f"({100 * doc['n_kept'] / max(doc['n_pool'], 1):.1f} %) in {doc['wall_s']} s</p>",
-             _table([[k, v["kept"], v["dropped"]] for k, v in doc["per_filter"].items()], ["filter", "kept", "dropped"])]
+    parts = [_header(doc),
+             _table([[k, v["kept"], v["dropped"], _pct(v["kept"] / max(v["kept"] + v["dropped"], 1))]
+                     for k, v in doc["per_filter"].items()], ["filter", "kept", "dropped", "kept share"])]
     png = _histogram_png(doc["histograms"])
     if png:
         parts.append(f'<h2>Score histograms</h2><img src="data:image/png;base64,{png}">')
@@ -126,8 +154,9 @@ def write_report(info: PoolInfo, doc: dict, final: np.ndarray, values: dict, pat
     if metrics:
         doc["defects"] = metrics
         parts.append(f"<h2>Planted defects (tiny world)</h2><p>precision of the kept set (clean share): "
-                     f"{metrics['precision']}; clean samples kept: {metrics['clean_recall']:.3f}</p>")
-        parts.append(_table([[k, v["n"], v["kept"], v["recall"], round(v["precision"], 4)]
+                     f"{_pct(metrics['precision'])}; clean samples kept: {_pct(metrics['clean_recall'])} "
+                     f"of {metrics['n_clean']:,}</p>")
+        parts.append(_table([[k, v["n"], v["kept"], _pct(v["recall"]), _pct(v["precision"])]
                              for k, v in metrics["per_type"].items()],
                             ["defect", "n", "kept", "recall (share removed)", "share of removed"]))
     shards = sorted((info.root / "shards").glob("*.tar"))
@@ -135,9 +164,11 @@ def write_report(info: PoolInfo, doc: dict, final: np.ndarray, values: dict, pat
         grid = sample_images(shards, kept)
         parts += [_grid("Kept", grid["kept"]), _grid("Dropped", grid["dropped"])]
     style = ("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-             "padding:2px 8px}.grid{display:flex;flex-wrap:wrap;gap:8px}figure{width:140px;margin:0}"
+             "padding:2px 8px}dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{font-weight:bold}"
+             "dd{margin:0}.grid{display:flex;flex-wrap:wrap;gap:8px}figure{width:140px;margin:0}"
              "figure img{width:128px;image-rendering:pixelated}figcaption{font-size:11px}</style>")
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"<!doctype html><meta charset=utf-8><title>filter report</title>{style}{''.join(parts)}")
+    title = html.escape(f"filter report: {spec_label(doc['filter'])}")
+    tmp.write_text(f"<!doctype html><meta charset=utf-8><title>{title}</title>{style}{''.join(parts)}")
     tmp.replace(path)
     return path
