@@ -61,7 +61,7 @@ def rich_table(title: str, headers: list[str], cells: list[list[str]], text_colu
     from rich import box
     from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=show_lines, title_justify="left",
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_lines=show_lines, title_justify="left",
                   collapse_padding=True)
     need = 2  # the edges
     for i, h in enumerate(headers):
@@ -207,17 +207,20 @@ def compare(cfg) -> int:
     avg = res["average"]
     cells.append(["average", "mean of tasks", f"{avg['a']:.4f}", f"{avg['b']:.4f}", f"{avg['delta']:+.4f}",
                   _ci_text(avg["ci"], avg["beyond_noise"]), *(f"{spreads[s['method']]['sd']:.4f}" for s in seeded)])
-    paired = "" if len(res["pairs"]) == 1 else f", paired by seed over seeds {', '.join(map(str, res['seeds']))}"
+    seeds = res["seeds"]
+    paired = "" if len(res["pairs"]) == 1 and not res["a"].endswith(")") and not res["b"].endswith(")") else (
+        f", paired by seed over seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}")
     title = (f"{res['a']} − {res['b']}  ({res['level']:.0%} paired bootstrap CI over test images, "
              f"{res['n_boot']} resamples{paired}; * = beyond noise)")
     spread_cells = [[s["method"], ",".join(map(str, s["seeds"])), f"{s['mean']:.4f}",
                      "—" if s["sd"] is None else f"{s['sd']:.4f}", f"{s['min']:.4f}", f"{s['max']:.4f}"]
                     for s in res["seed_spread"]]
-    tables = [rich_table(title, headers, cells, text_columns=("task", "metric"),
+    tables = [rich_table("", headers, cells, text_columns=("task", "metric"),
                          styles=[None] * (len(cells) - 1) + ["bold"]),
               rich_table("seed spread of Average per method", ["method", "seeds", "mean", "sd", "min", "max"],
                          spread_cells, text_columns=("method",))]
     con = console(tables)
+    con.print(title)
     for table, _ in tables:
         con.print(table)
     if cfg.get("json_out"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -222,3 +223,28 @@ def test_seed_stability_is_kendall_tau_of_method_rankings(tmp_path):
     assert [p["tau"] for p in st["pairs"]] == pytest.approx([1.0, 1 / 3, 1 / 3])
     assert st["mean_tau"] == pytest.approx(5 / 9)
     assert "mean 0.56" in stability_line(doc)
+
+
+def test_compare_command_by_method_and_its_hints(tmp_path, cli):
+    """a=<method>: all seeds, paired by seed; a bare name on both boards is yours, with a note; a typo
+    gets the close names (exit 2, one line)."""
+    lb, _ = _board(tmp_path, [("basic", 0, 0.8), ("basic", 1, 0.78), ("weak", 1, 0.3), ("weak", 2, 0.3)])
+    res = cli("leaderboard", "compare", f"leaderboard_dir={lb}", "a=basic", "b=weak", "n_boot=50",
+              env={"COLUMNS": "160"})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == ("note: 'basic' is a method on both boards: using yours (yours:basic); "
+                        "write ref:basic for the reference board's")
+    assert lines[1].startswith("basic (yours) (seeds 0,1) − weak (yours) (seeds 1,2)  (95% paired bootstrap CI "
+                               "over test images, 50 resamples, paired by seed over seed 1; * = beyond noise)")
+    assert any(re.match(r"\s+basic \(yours\)\s+0,1\s+0\.\d{4}", ln) for ln in lines)  # seed spread, per board
+    one = cli("leaderboard", "compare", f"leaderboard_dir={lb}", "a=basic-seed1", "b=weak-seed2", "n_boot=20")
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.splitlines()[:2] == [
+        "note: 'basic-seed1' is an entry on both boards: using yours (yours:basic-seed1); "
+        "write ref:basic-seed1 for the reference board's",
+        "yours:basic-seed1 − yours:weak-seed2  (95% paired bootstrap CI over test images, 20 resamples; * = beyond noise)"]
+    typo = cli("leaderboard", "compare", f"leaderboard_dir={lb}", "a=clip_score_0.3-seed9", "b=no_filter")
+    assert typo.returncode == 2 and typo.stderr.splitlines() == [
+        "error: no entry or method 'clip_score_0.3-seed9' in the filtering/tiny leaderboard; did you mean "
+        "clip_score_0.3-seed2 or clip_score_0.3-seed1 or clip_score_0.3-seed0?"]
