@@ -72,11 +72,12 @@ def size_vs_score(rows: list[dict]) -> Figure:
 
     fig = Figure(figsize=(7.5, 3.8), layout="tight")
     ax = fig.subplots()
-    palette = colormaps["tab20"]
-    for i, m in enumerate(r for r in rows if r["size"] is not None):
+    shown = [r for r in rows if r["size"] is not None]
+    palette = colormaps["tab10" if len(shown) <= 10 else "tab20"]
+    for i, m in enumerate(shown):
         sizes = [e["subset"]["size"] for e in m["entries"]]
         scores = [e["aggregates"]["Average"] for e in m["entries"]]
-        ax.scatter(sizes, scores, color=palette(i % 20), marker="o" if m["ranked"] else "x", s=22,
+        ax.scatter(sizes, scores, color=palette(i % palette.N), marker="o" if m["ranked"] else "x", s=22,
                    label=f"{m['label']} (n={m['n']})")
     ax.set_xlabel("subset size (samples kept)", fontsize=8)
     ax.set_ylabel("Average", fontsize=8)
