@@ -104,8 +104,7 @@ def _task_data(task, data_dir: str | None, stream: bool):
         return open_task(str(local), task.kind), None
     if stream and task.hub:
         return open_task(task.hub, task.kind, remote=True), None
-    where = str(local) if local else "no data_dir given"
-    return None, f"data not found: {where}" + ("" if stream else " (download it with `harness eval download`, or stream=true)")
+    return None, f"data not found: {local}" if local else "data not found: no data_dir given"
 
 
 def _context(checkpoint: str, model: str, device: str, sha: str, **kw):
@@ -162,11 +161,60 @@ def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, ou
         print(f"{task.key}: {task.main_metric or 'no main metric'} = {metrics['main_metric']}")
     scores = scores_of(suite_tasks, done) | {
         "suite": suite or default_suite(model), "checkpoint": str(Path(checkpoint).resolve()), "checkpoint_sha256": sha, "model": model,
-        "evaluated": [t.key for t in todo if t.key in done], "unavailable": unavailable, "timing": timing}
+        "selected": [t.key for t in todo], "evaluated": [t.key for t in todo if t.key in done],
+        "unavailable": unavailable, "timing": timing}
     tmp = out / (SCORES + ".tmp")
     tmp.write_text(json.dumps(scores, indent=2))
     tmp.replace(out / SCORES)
     return scores
+
+
+def done_keys(path: Path) -> set[str]:
+    """Keys of the tasks with a result line in ``eval_results.jsonl`` (a torn last line is not one)."""
+    keys = set()
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            keys.add(json.loads(line)["key"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return keys
+
+
+# Where a suite's data comes from, for the error that names missing tasks ({key}: the config key
+# that points at it, {default}: the cached tiny world's eval sets).
+DATA_HINTS = {
+    "tiny": "the tiny suite's data is made with the tiny world by `harness pool make` or `harness run`: "
+            "point {key} at <world>/evalsets, e.g. {key}={default}{made}",
+    "datacomp": "download it with `harness eval download data_dir=<folder>` (or stream=true to read it from "
+                "the Hugging Face Hub) and point {key} at that folder",
+}
+OTHER_SUITE_HINT = "point {key} at the folder that holds the suite's task folders"
+
+
+def data_hint(suite: str, key: str = "data_dir") -> str:
+    default = default_data_dir("tiny")
+    made = "" if Path(default).is_dir() else " (made by the first `harness run`)"
+    return DATA_HINTS.get(suite, OTHER_SUITE_HINT).format(key=key, default=default, made=made)
+
+
+def check_complete(scores: dict, data_dir: str | Path | None, chosen: bool, key: str = "data_dir") -> None:
+    """Refuse an evaluation where no task ran, or (the whole suite) an aggregate lacks a task, or
+    (``chosen``: a user's task list) a chosen task has no result; scores.json is written first."""
+    evaluated, selected = scores["evaluated"], scores["selected"]
+    if chosen:
+        missing = [k for k in selected if k not in evaluated]
+    else:
+        absent = {k for keys in scores["missing"].values() for k in keys}
+        missing = [k for k in selected if k in absent]
+    if evaluated and not missing:
+        return
+    where = f"under {data_dir}" if data_dir else "(no data_dir given)"
+    listed = f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
+    what = "chosen tasks" if chosen else f"tasks of suite {scores['suite']!r}"
+    head = (f"no task ran: no data {where} for any of the {len(selected)} {what} ({listed})" if not evaluated else
+            f"incomplete evaluation: no result for {len(missing)} of the {len(selected)} {what} ({listed}; data "
+            f"not found {where})" + ("" if chosen else ", so its aggregates are not reported"))
+    raise HarnessError(f"{head}; {data_hint(scores['suite'], key)}")
 
 
 def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) -> tuple[str, str, str]:
@@ -213,6 +261,7 @@ def main(cfg) -> int:
                       device=str(cfg.device), stream=bool(cfg.stream), progress=bool(cfg.progress),
                       text_cache=bool(cfg.text_cache), overwrite=bool(cfg.overwrite))
     print_scores(scores)
+    check_complete(scores, data_dir, chosen=bool(tasks))
     return 0
 
 

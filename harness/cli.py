@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 
 GROUPS = ("scale", "track", "filter", "eval")
 ADDABLE_PREFIXES = ("filter.", "train.", "world.")
+OUTPUT_KEYS = ("out_dir", "out", "work_dir")  # folders (or files) a command writes
 
 
 def conf_dir() -> Path:
@@ -121,8 +122,34 @@ def run_command(argv: Sequence[str]) -> int:
         raise HarnessError(f"harness {' '.join(key)}: missing required key(s) {', '.join(missing)} "
                            f"(e.g. {missing[0]}=...; see harness {' '.join(key)} --help)")
     module, func = cmd.target.split(":")
-    status = getattr(importlib.import_module(module), func)(cfg)
+    new = new_output_paths(cfg)
+    try:
+        status = getattr(importlib.import_module(module), func)(cfg)
+    except HarnessError:
+        remove_empty(new)
+        raise
     return int(status or 0)
+
+
+def new_output_paths(cfg) -> list[Path]:
+    """The output paths (``OUTPUT_KEYS``) and their parents that do not exist yet, deepest first."""
+    new: set[Path] = set()
+    for key in OUTPUT_KEYS:
+        value = cfg.get(key) if key in cfg else None
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser().absolute()
+        while not path.exists() and path != path.parent:
+            new.add(path)
+            path = path.parent
+    return sorted(new, key=lambda p: (-len(p.parts), str(p)))
+
+
+def remove_empty(paths: Sequence[Path]) -> None:
+    """A refused command leaves no empty folder behind where there was none (files are kept)."""
+    for path in paths:
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def _missing_keys(cfg, prefix: str = "") -> list[str]:

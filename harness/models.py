@@ -8,8 +8,10 @@ dict strictly, with ``weights_only=True`` (no pickle code runs).
 from __future__ import annotations
 
 import json
+import logging
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.errors import HarnessError
 
@@ -25,6 +27,25 @@ def register_model_configs() -> None:
 
         open_clip.add_model_config(MODEL_CONFIG_DIR)
         _registered = True
+
+
+RANDOM_INIT_WARNING = "No pretrained weights loaded for model"
+
+
+def _not_random_init(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(RANDOM_INIT_WARNING)
+
+
+@contextmanager
+def checkpoint_follows() -> Iterator[None]:
+    """Drop open_clip's "No pretrained weights loaded ... initialized randomly" warning (its root
+    logger) while a model is built for a checkpoint loaded right after; every other record passes."""
+    root = logging.getLogger()
+    root.addFilter(_not_random_init)
+    try:
+        yield
+    finally:
+        root.removeFilter(_not_random_init)
 
 
 def _state_dict(ckpt: Any) -> dict:
@@ -45,7 +66,8 @@ def load_checkpoint(checkpoint: str | Path, model_name: str, device: str = "cpu"
     path = Path(checkpoint)
     if not path.is_file():
         raise HarnessError(f"checkpoint not found: {path}")
-    model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device=device)
+    with checkpoint_follows():
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None, device=device)
     ckpt = torch.load(path, map_location=device, weights_only=True)
     saved_name = ckpt.get("model_name") if isinstance(ckpt, dict) else None
     try:

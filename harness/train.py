@@ -28,9 +28,11 @@ LOGGERS = {"none": [], "wandb": ["--report-to", "wandb"], "tensorboard": ["--rep
 # What a user may set without leaving the recipe (DataComp's train.py exposes the same knobs).
 RUN_OPTIONS = {"workers": None, "precision": None, "device": None, "num_checkpoints": None, "accum_freq": 1,
                "threads": None, "logger": "none", "wandb_project": "datacomp-harness",
-               "log_every_n_steps": 100, "nnodes": 1, "allow_off_recipe": False, "dry_run": False,
+               "log_every_n_steps": None, "nnodes": 1, "allow_off_recipe": False, "dry_run": False,
                "launcher": "local", "slurm": None}
 RECIPE_KEYS = ("model", "batch_size", "lr", "warmup", "train_num_samples", "beta2", "eps")
+CONSOLE_LOG = "train_output.log"  # the trainer's stdout/stderr (open_clip's own log: <name>_scale/out.log)
+LINES_PER_EPOCH = 25  # default open_clip log lines per epoch, so the live progress line moves
 
 
 def resolve(scale: str, opts: dict[str, Any]) -> tuple[Recipe, dict[str, Any], bool]:
@@ -51,6 +53,8 @@ def resolve(scale: str, opts: dict[str, Any]) -> tuple[Recipe, dict[str, Any], b
     for key in ("workers", "device", "num_checkpoints", "threads"):
         if run[key] is None:
             run[key] = getattr(recipe, key)
+    if run["log_every_n_steps"] is None:
+        run["log_every_n_steps"] = default_log_every(recipe, run)
     run["precision"] = run["precision"] or recipe.precisions[0]
     if run["precision"] not in recipe.precisions:
         raise HarnessError(f"precision {run['precision']!r} is not allowed at scale {scale} "
@@ -58,6 +62,13 @@ def resolve(scale: str, opts: dict[str, Any]) -> tuple[Recipe, dict[str, Any], b
     if run["logger"] not in LOGGERS:
         raise HarnessError(f"unknown logger {run['logger']!r} (choose from: {', '.join(LOGGERS)})")
     return recipe, run, bool(changed)
+
+
+def default_log_every(recipe: Recipe, run: dict) -> int:
+    """open_clip's --log-every-n-steps when not given: ~25 lines an epoch, at most every 100 steps.
+    A run option (the recipe and its hash are unchanged); the live progress line reads these lines."""
+    steps = math.ceil(recipe.train_num_samples // run["num_checkpoints"] / recipe.batch_size)
+    return max(1, min(100, steps // LINES_PER_EPOCH))
 
 
 def read_data(data: str | Path) -> dict[str, Any]:
@@ -206,7 +217,12 @@ def _tail(output: str, log: Path, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
-def _start_epoch(ckpt_dir: Path) -> int:
+def checkpoint_dir(out_dir: Path, recipe: Recipe) -> Path:
+    """Where open_clip keeps a run's checkpoints (``--logs out_dir --name <scale>_scale``)."""
+    return Path(out_dir) / f"{recipe.name}_scale" / "checkpoints"
+
+
+def start_epoch(ckpt_dir: Path) -> int:
     """The epoch a resume starts from (0 for a fresh run), read from open_clip's latest checkpoint."""
     latest = ckpt_dir / "epoch_latest.pt"
     if not latest.is_file():
@@ -216,11 +232,90 @@ def _start_epoch(ckpt_dir: Path) -> int:
     return int(torch.load(latest, map_location="cpu", weights_only=True, mmap=True)["epoch"])
 
 
-def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, nproc: int = 1, **opts: Any) -> dict:
+# open_clip_train 3.3.0's progress line (train.py, train_one_epoch), e.g.
+# "Train Epoch: 0 [ 64/512 (12%)] Data (t): 0.955 Batch (t): 3.994, 16.0254/s, 16.0254/s/gpu LR: 0.000250
+#  Logit Scale: 14.286 Contrastive_loss: 4.4289 (4.4289) Loss: 4.4289 (4.4289)"
+LOG_LINE = re.compile(r"Train Epoch: (?P<epoch>\d+) \[\s*(?P<seen>\d+)/(?P<per_epoch>\d+) \(\d+%\)\]"
+                      r".*? Batch \(t\): \S+, (?P<rate>[^/\s]+)/s,.*? Loss: (?P<loss>\S+) \(")
+
+
+def parse_log_line(line: str) -> dict[str, Any] | None:
+    """epoch (0-based), samples seen in the epoch, samples per epoch, samples/s and loss of one
+    open_clip progress line; None for any other line."""
+    m = LOG_LINE.search(line)
+    if m is None:
+        return None
+    return {"epoch": int(m["epoch"]), "seen": int(m["seen"]), "per_epoch": int(m["per_epoch"]),
+            "samples_per_s": float(m["rate"]), "loss": float(m["loss"])}
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def live_text(rec: dict[str, Any], epochs: int, batch: int, rate: float) -> str:
+    """One progress line: epoch and step, samples/s, loss and the time left at ``rate`` samples/s."""
+    steps = math.ceil(rec["per_epoch"] / batch)
+    left = (epochs - rec["epoch"] - 1) * rec["per_epoch"] + rec["per_epoch"] - rec["seen"]
+    eta = _duration(left / rate) if rate > 0 else "?"
+    return (f"epoch {rec['epoch'] + 1}/{epochs} step {math.ceil(rec['seen'] / batch)}/{steps}, "
+            f"{rec['samples_per_s']:,.0f} samples/s, loss {rec['loss']:.4f}, ETA {eta}")
+
+
+def _new_lines(log: Path, state: dict[str, Any]) -> list[str]:
+    """Complete lines appended to ``log`` since the last call (``state`` holds offset and partial line)."""
+    if not log.is_file():
+        return []
+    with open(log, "rb") as fh:
+        fh.seek(state["offset"])
+        chunk = fh.read()
+    state["offset"] += len(chunk)
+    *lines, state["partial"] = (state["partial"] + chunk.decode("utf-8", "replace")).split("\n")
+    return lines
+
+
+def follow(proc: subprocess.Popen, log: Path, prefix: str, epochs: int, batch: int, stream: Any = None,
+           every_s: float = 15.0, poll_s: float = 0.5) -> None:
+    """Show open_clip's progress while ``proc`` runs, read from its ``log``: one line redrawn in
+    place on a terminal, else a line when the first progress appears, then every ``every_s`` and
+    at the end. The ETA uses the rate measured over this run (open_clip's is one batch's)."""
+    stream = stream or sys.stdout
+    tty = stream.isatty()
+    state = {"offset": log.stat().st_size if log.is_file() else 0, "partial": ""}  # a resume appends
+    last = shown = first = None
+    shown_at, width = 0.0, 0
+    while True:
+        running = proc.poll() is None
+        for line in _new_lines(log, state):
+            rec = parse_log_line(line)
+            if rec is not None:
+                last, now = rec, time.time()
+                done = rec["epoch"] * rec["per_epoch"] + rec["seen"]
+                first = first or (now, done)
+                rate = (done - first[1]) / (now - first[0]) if now > first[0] and done > first[1] \
+                    else rec["samples_per_s"]
+        due = tty or not running or shown is None or time.time() - shown_at >= every_s
+        if last is not None and last is not shown and due:
+            text = f"{prefix} {live_text(last, epochs, batch, rate)}"
+            stream.write(f"\r{text:<{width}}" if tty else f"{text}\n")
+            stream.flush()
+            shown, shown_at, width = last, time.time(), len(text)
+        if not running:
+            break
+        time.sleep(poll_s)
+    if tty and width:
+        stream.write("\n")
+        stream.flush()
+
+
+def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, nproc: int = 1,
+          live: str | None = "[harness train]", **opts: Any) -> dict:
     """Train ``scale``'s recipe on the shards in ``data``; writes and returns ``out_dir/train.json``.
 
     ``opts``: run options (:data:`RUN_OPTIONS`) and, only with ``allow_off_recipe=True``, recipe
     fields. ``dry_run=True`` returns the plan (recipe, hash, argument list) without training.
+    ``live``: the prefix of the live progress line (:func:`follow`); None shows none.
     """
     recipe, run, off_recipe = resolve(scale, opts)
     if nproc < 1 or run["nnodes"] < 1:
@@ -249,7 +344,7 @@ def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, npro
         from harness.slurm import submit
 
         return submit(plan, run, out_dir, ident, nproc)
-    return _run(recipe, run, args, out_dir, ident, plan, nproc)
+    return _run(recipe, run, args, out_dir, ident, plan, nproc, live)
 
 
 def _require(module: str, package: str, why: str) -> None:
@@ -263,17 +358,30 @@ def _require(module: str, package: str, why: str) -> None:
         raise HarnessError(f"{why} needs the {package} package: pip install {package}")
 
 
-def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int) -> dict:
+def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int,
+         live: str | None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STARTED_JSON).write_text(json.dumps({**ident, "args": args}, indent=2))
-    start_epoch = _start_epoch(out_dir / f"{recipe.name}_scale" / "checkpoints")
+    first_epoch = start_epoch(checkpoint_dir(out_dir, recipe))
+    log, console = out_dir / f"{recipe.name}_scale" / "out.log", out_dir / CONSOLE_LOG
     t0 = time.time()
-    proc = subprocess.run(launch_command(out_dir / STARTED_JSON, nproc), env=_child_env(run, out_dir, nproc),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return record(out_dir, ident, plan, run, start_epoch, time.time() - t0, proc.returncode, proc.stdout)
+    with open(console, "w") as sink:
+        proc = subprocess.Popen(launch_command(out_dir / STARTED_JSON, nproc), env=_child_env(run, out_dir, nproc),
+                                stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            if live:
+                print(f"{live} open_clip_train is running; full log: {log} (console: {console})", flush=True)
+                follow(proc, log, live, run["num_checkpoints"], recipe.batch_size)
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    output = console.read_text(encoding="utf-8", errors="replace")
+    return record(out_dir, ident, plan, run, first_epoch, time.time() - t0, returncode, output)
 
 
-def record(out_dir: Path, ident: dict, plan: dict, run: dict, start_epoch: int, wall: float, returncode: int,
+def record(out_dir: Path, ident: dict, plan: dict, run: dict, first_epoch: int, wall: float, returncode: int,
            output: str = "") -> dict:
     """Check that open_clip finished and write ``train.json`` atomically (written last = finished)."""
     from harness.manifest import versions
@@ -285,10 +393,10 @@ def record(out_dir: Path, ident: dict, plan: dict, run: dict, start_epoch: int, 
         raise HarnessError(f"open_clip_train failed (exit {returncode}) in {out_dir}; rerun the same command "
                            f"to resume. Last log lines:\n{tail}")
     total = plan["samples_seen"]
-    trained_now = total * (run["num_checkpoints"] - start_epoch) // run["num_checkpoints"]
+    trained_now = total * (run["num_checkpoints"] - first_epoch) // run["num_checkpoints"]
     doc = {**ident, "scale": plan["recipe"], "checkpoint": str(final), "samples_seen": total,
            "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
-           "resumed_from_epoch": start_epoch, "per_process_batch": plan["per_process_batch"],
+           "resumed_from_epoch": first_epoch, "per_process_batch": plan["per_process_batch"],
            "precision": run["precision"], "device": run["device"], "threads": run["threads"],
            "args": plan["args"], "versions": versions()}
     tmp = out_dir / f".{TRAIN_JSON}.tmp"

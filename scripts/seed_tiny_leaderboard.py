@@ -1,7 +1,10 @@
 """Seed ``leaderboard/filtering_tiny.json`` with DataComp's baselines, run by the harness itself.
 
-Each (filter, seed) is one ``harness run``; finished runs are skipped, so the script can be
-stopped and restarted. Afterwards it renders the page and prints ranking stability (Kendall τ
+Each (filter, seed) is one ``harness run`` onto a scratch board in the work folder (``harness run``
+never writes the reference board); each finished run is then added to the reference board on
+purpose with ``harness leaderboard add`` (the oracle, an ineligible filter, as an unranked
+reference entry). Finished runs and entries already on the board are skipped, so the script can
+be stopped and restarted. Afterwards it renders the page and prints ranking stability (Kendall τ
 between seeds) and the oracle − no_filter gap.
 
     python scripts/seed_tiny_leaderboard.py --seeds 0 1 2 --work ~/.cache/datacomp-harness/seed-runs
@@ -30,13 +33,36 @@ BASELINES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def run_one(name: str, overrides: tuple[str, ...], seed: int, work: Path, lb: Path) -> float:
-    cmd = [sys.executable, "-m", "harness", "run", "track=filtering", "scale=tiny", *overrides,
-           f"seed={seed}", f"method_name={name}", f"work_dir={work / f'{name}-seed{seed}'}",
-           f"leaderboard_dir={lb}"]
+def run_dir(work: Path, name: str, seed: int) -> Path:
+    return work / f"{name}-seed{seed}"
+
+
+def run_command(name: str, overrides: tuple[str, ...], seed: int, work: Path) -> list[str]:
+    """`harness run` of one baseline and seed, its entry on the scratch board ``<work>/board``."""
+    return [sys.executable, "-m", "harness", "run", "track=filtering", "scale=tiny", *overrides, f"seed={seed}",
+            f"method_name={name}", f"work_dir={run_dir(work, name, seed)}", f"leaderboard_dir={work / 'board'}"]
+
+
+def add_command(name: str, seed: int, work: Path, leaderboard_dir: Path, reference: bool) -> list[str]:
+    """`harness leaderboard add` of a finished run to the reference board."""
+    return [sys.executable, "-m", "harness", "leaderboard", "add", "track=filtering", "scale=tiny",
+            f"run_dir={run_dir(work, name, seed)}", f"leaderboard_dir={leaderboard_dir}", f"method_name={name}",
+            *(["reference=true"] if reference else [])]
+
+
+def is_reference(run: Path) -> bool:
+    """An ineligible filter (the oracle reads the ground truth) enters only as a reference entry."""
+    return not json.loads((run / "filter" / "subset.json").read_text()).get("eligible", True)
+
+
+def seed_one(name: str, overrides: tuple[str, ...], seed: int, work: Path, lb: Path) -> float:
     t0 = time.time()
+    cmd = run_command(name, overrides, seed, work)
     print("+", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True)
+    add = add_command(name, seed, work, lb, is_reference(run_dir(work, name, seed)))
+    print("+", " ".join(add[2:]), flush=True)
+    subprocess.run(add, check=True)  # an entry already on the board (a restart) is not an error
     return time.time() - t0
 
 
@@ -51,7 +77,7 @@ def main() -> None:
     for seed in args.seeds:
         for name, overrides in BASELINES:
             if not args.only or name in args.only:
-                walls[f"{name}-seed{seed}"] = run_one(name, overrides, seed, args.work, args.leaderboard_dir)
+                walls[f"{name}-seed{seed}"] = seed_one(name, overrides, seed, args.work, args.leaderboard_dir)
     from leaderboard.store import localize_per_example
 
     localize_per_example(args.leaderboard_dir, "filtering", "tiny")

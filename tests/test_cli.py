@@ -53,3 +53,29 @@ def test_missing_required_key_is_one_line(cli):
 def test_reshard_needs_pool_and_subset_unless_byod(cli, tmp_path):
     res = cli("reshard", f"out_dir={tmp_path / 'o'}")
     assert res.returncode == 2 and "missing required key(s) pool_dir, subset" in res.stderr
+
+
+def test_refused_command_leaves_no_empty_output_folder(cli, tmp_path):
+    """A missing checkpoint: `harness eval` had made out_dir (and its parents) before refusing."""
+    (tmp_path / "kept").mkdir()
+    for out, left in ((tmp_path / "a" / "b" / "eval", []), (tmp_path / "kept", ["kept"])):
+        res = cli("eval", f"checkpoint={tmp_path / 'missing.pt'}", "scale=tiny", f"out_dir={out}")
+        assert res.returncode == 2
+        assert res.stderr == f"error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+def test_refused_command_keeps_what_it_wrote(tmp_path):
+    from harness.cli import new_output_paths, remove_empty
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"out_dir": str(tmp_path / "x" / "y"), "out": str(tmp_path / "s" / "subset.npy"),
+                            "work_dir": None, "pool_dir": str(tmp_path / "p")})
+    new = new_output_paths(cfg)
+    assert new == [tmp_path / "s" / "subset.npy", tmp_path / "x" / "y", tmp_path / "s", tmp_path / "x"]
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "subset.json").write_text("{}")
+    (tmp_path / "p").mkdir()
+    remove_empty(new)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["p", "s", "s/subset.json"]

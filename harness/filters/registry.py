@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import importlib.util
@@ -71,11 +72,37 @@ def _load_file(ref: str) -> FilterDecl:
     return declaration(getattr(module, func), f"{path}:{func}")
 
 
+def decorated_filters(path: Path) -> list[str]:
+    """Names of the ``@pool_filter`` functions in a file, read with ast (the file is not run)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+
+    def names(dec: ast.expr) -> str:
+        dec = dec.func if isinstance(dec, ast.Call) else dec
+        return dec.attr if isinstance(dec, ast.Attribute) else getattr(dec, "id", "")
+
+    return [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and any(names(d) == "pool_filter" for d in node.decorator_list)]
+
+
+def _file_without_func(ref: str) -> str:
+    path = Path(ref)
+    if not path.is_file():
+        return f"filter file not found: {path} (a filter from a file is filter=path/to/file.py:<func>)"
+    found = decorated_filters(path)
+    listed = f" (its @pool_filter functions: {', '.join(found)})" if found else " (it has no @pool_filter function)"
+    return f"filter {ref!r} names a file; add the function: filter={ref}:<func>{listed}"
+
+
 @lru_cache(maxsize=None)
 def resolve(ref: str) -> FilterDecl:
     """The declaration behind a name or ``file.py:func`` (unknown names list close matches)."""
     if is_file_ref(ref):
         return _load_file(ref)
+    if ref.endswith(".py"):
+        raise HarnessError(_file_without_func(ref))
     eps = _entry_points()
     if ref not in eps:
         known = sorted(set(eps) | set(presets()))
