@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -60,7 +61,11 @@ def rewrite_overrides(overrides: Sequence[str]) -> list[str]:
     return out
 
 
-def compose(config_name: str, overrides: Sequence[str]):
+# the shared keys' other spellings (DESIGN: `eval_dir`/`data_dir`, `out`/`out_dir`), offered first
+KEY_ALIASES = {"data_dir": "eval_dir", "eval_dir": "data_dir", "out": "out_dir", "out_dir": "out"}
+
+
+def compose(config_name: str, overrides: Sequence[str], command: str = ""):
     """Compose a command's config with Hydra's compose API (no working-dir change, no outputs/)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -69,9 +74,23 @@ def compose(config_name: str, overrides: Sequence[str]):
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            return hydra_compose(config_name=config_name, overrides=rewrite_overrides(overrides))
+            try:
+                return hydra_compose(config_name=config_name, overrides=rewrite_overrides(overrides))
+            except HydraException as exc:
+                unknown = re.match(r"Could not override '([^'.]+)'", str(exc))
+                if unknown is None:
+                    raise
+                keys = list(hydra_compose(config_name=config_name))
+                raise HarnessError(_unknown_key(unknown.group(1), keys, command or config_name)) from None
     except (HydraException, OmegaConfBaseException) as exc:
         raise HarnessError(str(exc).splitlines()[0]) from None
+
+
+def _unknown_key(key: str, keys: list[str], command: str) -> str:
+    alias = KEY_ALIASES.get(key)
+    near = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return f"harness {command} has no key {key!r}{hint} (harness {command} --help lists its keys)"
 
 
 def _usage() -> str:
@@ -111,7 +130,7 @@ def run_command(argv: Sequence[str]) -> int:
     want_help = any(a in ("-h", "--help") for a in rest)
     show_cfg = "--cfg" in rest
     overrides = [a for a in rest if a not in ("-h", "--help", "--cfg", "job")]
-    cfg = compose(cmd.config, overrides)
+    cfg = compose(cmd.config, overrides, " ".join(key))
     if want_help or show_cfg:
         if want_help:
             print(f"harness {' '.join(key)}: {cmd.help}\n\nkeys (??? = required):")

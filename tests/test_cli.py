@@ -79,3 +79,15 @@ def test_refused_command_keeps_what_it_wrote(tmp_path):
     (tmp_path / "p").mkdir()
     remove_empty(new)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["p", "s", "s/subset.json"]
+
+
+def test_unknown_key_names_the_command_and_its_shared_spelling(cli, tmp_path):
+    res = cli("run", f"work_dir={tmp_path / 'w'}", "data_dir=evalsets")
+    assert res.returncode == 2
+    assert res.stderr == ("error: harness run has no key 'data_dir'; did you mean eval_dir? "
+                          "(harness run --help lists its keys)\n")
+    res = cli("run", f"work_dir={tmp_path / 'w'}", "dryrun=true")
+    assert res.stderr == "error: harness run has no key 'dryrun'; did you mean dry_run? (harness run --help lists its keys)\n"
+    res = cli("eval", "checkpoint=c.pt", "out_dir=o", "eval_dir=e")
+    assert res.stderr == "error: harness eval has no key 'eval_dir'; did you mean data_dir? (harness eval --help lists its keys)\n"
+    assert not (tmp_path / "w").exists()
