@@ -97,7 +97,7 @@ def main() -> None:
     if ckpt is None:
         import open_clip
 
-        from harness.models import register_model_configs
+        from harness.core.models import register_model_configs
 
         register_model_configs()
         model, _, _ = open_clip.create_model_and_transforms(MODEL)

@@ -31,7 +31,7 @@ def run(pool: Path, subset: Path, out: Path, engine: str) -> list[str]:
 
 def main() -> None:
     args, pool, subset, shards = setup(__doc__.splitlines()[0], repeats=2)
-    from harness.engine import ray_init
+    from harness.core.engine import ray_init
 
     t0 = time.perf_counter()
     ray_init(None, workers=2)

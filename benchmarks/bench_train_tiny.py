@@ -40,7 +40,7 @@ RGB = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (140, 30, 16
 
 def _shard(args: tuple[Path, int, int, int, int]) -> dict:
     """One shard of smooth scenes: gradient background, one coloured rectangle, JPEG-encoded."""
-    from harness.manifest import sha256_file
+    from harness.core.manifest import sha256_file
     from harness.world.tario import encode_image, write_tar
 
     root, index, n, size, seed = args
@@ -64,7 +64,7 @@ def _shard(args: tuple[Path, int, int, int, int]) -> dict:
 
 
 def build_shards(root: Path, n_samples: int, size: int, n_shards: int, procs: int) -> Path:
-    from harness.manifest import write_manifest
+    from harness.core.manifest import write_manifest
 
     root.mkdir(parents=True, exist_ok=True)
     per = -(-n_samples // n_shards)

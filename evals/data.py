@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 IMAGE_EXTS = ("webp", "png", "jpg", "jpeg")
 

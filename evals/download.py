@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 WANTED = ["classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt", "test/*"]
 # Kinds with no Hub repo in the harness's layout: the command that writes their task folder.

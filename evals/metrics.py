@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def topk_indices(logits: np.ndarray, k: int) -> np.ndarray:

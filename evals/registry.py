@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 SUITES = ("datacomp", "tiny")

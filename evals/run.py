@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 RESULTS = "eval_results.jsonl"
 SCORES = "scores.json"
@@ -32,9 +32,9 @@ def default_data_dir(suite: str, world_seed: int = 0) -> str | None:
     """The cached tiny world's eval sets (where `harness run` makes them) for the tiny suite."""
     if suite != "tiny":
         return None
-    from harness.run import cache_dir
+    from harness.core.paths import cache_dir, world_dir_name
 
-    return str(cache_dir() / f"tiny-world-seed{world_seed}" / "evalsets")
+    return str(cache_dir() / world_dir_name(world_seed) / "evalsets")
 
 
 def _read_results(path: Path, sha: str, overwrite: bool) -> dict[str, dict]:
@@ -109,7 +109,7 @@ def _task_data(task, data_dir: str | None, stream: bool):
 
 def _context(checkpoint: str, model: str, device: str, sha: str, **kw):
     from evals.tasks_eval import Context
-    from harness.models import load_checkpoint
+    from harness.core.models import load_checkpoint
 
     if device == "auto":
         import torch
@@ -127,7 +127,7 @@ def evaluate(checkpoint: str | Path, model: str, data_dir: str | Path | None, ou
     or its ``tasks``; returns what it writes to scores.json."""
     from evals.registry import load_suite, select
     from evals.tasks_eval import EVALUATORS
-    from harness.manifest import sha256_file
+    from harness.core.manifest import sha256_file
 
     suite_tasks = load_suite(suite or default_suite(model))
     todo = select(suite_tasks, list(tasks) if tasks else None)

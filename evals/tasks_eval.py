@@ -17,7 +17,7 @@ import numpy as np
 from evals import metrics as M
 from evals.data import TaskData
 from evals.registry import Task
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 FAIRFACE_FIELDS = ("age", "gender", "race", "race_binary")
 # Below this many shard bytes a task decodes in the main process: starting DataLoader workers

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 GROUP = {"from": "json", "field": "instance"}
 

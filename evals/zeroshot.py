@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from evals.data import decode_sample
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 _HEADS: dict[tuple, torch.Tensor] = {}
 TEXT_BATCH = 256
@@ -137,7 +137,7 @@ def _reraised(loader) -> Iterator[list[dict]]:
     try:
         yield from loader
     except HarnessError as exc:
-        lines = [ln for ln in str(exc).splitlines() if ln.startswith("harness.errors.HarnessError: ")]
+        lines = [ln for ln in str(exc).splitlines() if ln.startswith("harness.core.errors.HarnessError: ")]
         raise HarnessError(lines[-1].split(": ", 1)[1] if lines else str(exc)) from None
 
 

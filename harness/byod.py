@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.uids import hex_to_pairs, sort_pairs, write_subset
 
 KINDS = ("shards", "parquet", "pool")
@@ -149,7 +149,7 @@ def _with_uid(key: str, members: list, meta: dict) -> list:
 
 def _shards_source(src: dict[str, str], i: int, work: Path, engine: str, workers: int,
                    ray_address: str | None) -> tuple[list[Path], list[str], dict[str, Any]]:
-    from harness.engine import map_tasks
+    from harness.core.engine import map_tasks
 
     tars = external_tars(src["path"])
     out = work / "normalized" / f"{i:03d}"
@@ -194,7 +194,7 @@ def _parquet_source(src: dict[str, str], i: int, work: Path, download: dict[str,
 
 
 def _pool_source(src: dict[str, str]) -> tuple[list[Path], np.ndarray, dict[str, Any]]:
-    from harness.manifest import sha256_file
+    from harness.core.manifest import sha256_file
     from harness.reshard import input_shards
     from harness.uids import read_subset
 

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from harness.commands import COMMANDS, Command
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.paths import conf_dir, group_options
 
 GROUPS = ("scale", "track", "filter", "eval")
 ADDABLE_PREFIXES = ("filter.", "train.", "world.")
 OUTPUT_KEYS = ("out_dir", "out", "work_dir")  # folders (or files) a command writes
-
-
-def conf_dir() -> Path:
-    """The ``conf/`` tree: $HARNESS_CONF, else the one beside the installed (editable) package."""
-    env = os.environ.get("HARNESS_CONF")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "conf"
-
-
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
 
 
 def _close(word: str, options: Sequence[str]) -> str:

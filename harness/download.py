@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pool import Pool
 from harness.uids import hex_to_pairs
 
@@ -43,7 +43,7 @@ IMG2DATASET_FIXED = dict(output_format="webdataset", input_format="parquet", url
 
 
 def _sha256(path: Path) -> str:
-    from harness.manifest import sha256_file
+    from harness.core.manifest import sha256_file
 
     return sha256_file(path)
 

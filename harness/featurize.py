@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pool import Pool, open_pool
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -162,8 +162,8 @@ def featurize(pool_dir: str | Path, checkpoint: str | Path, model_name: str, tag
     import torch
     from tqdm import tqdm
 
-    from harness.manifest import sha256_file
-    from harness.models import load_checkpoint
+    from harness.core.manifest import sha256_file
+    from harness.core.models import load_checkpoint
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -185,7 +185,7 @@ def featurize(pool_dir: str | Path, checkpoint: str | Path, model_name: str, tag
 
 def main(cfg) -> int:
     """CLI: ``harness pool featurize pool_dir=P checkpoint=C [model=M] [tag=T] [batch_size=B]``."""
-    from harness.models import model_name_of
+    from harness.core.models import model_name_of
 
     ckpt = Path(str(cfg.checkpoint))
     model = cfg.get("model")

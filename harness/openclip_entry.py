@@ -73,7 +73,7 @@ def prepare_process() -> None:
     import torch
     import webdataset
 
-    from harness.models import register_model_configs
+    from harness.core.models import register_model_configs
 
     threads = os.environ.get(THREADS_ENV)
     if threads:

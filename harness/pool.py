@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.uids import hex_to_pairs
 
 SHARD_PATTERN = "{:08d}.tar"

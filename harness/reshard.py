@@ -20,9 +20,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from harness.engine import map_tasks
-from harness.errors import HarnessError
-from harness.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
+from harness.core.engine import map_tasks
+from harness.core.errors import HarnessError
+from harness.core.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
 from harness.pool import STATS_PATTERN
 from harness.reshard_tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
                                    write_json_atomic, write_shard)

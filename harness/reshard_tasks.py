@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from harness import tarscan
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pool import SHARD_PATTERN, write_stats
 from harness.uids import UID_DTYPE, pair_keys
 

@@ -12,14 +12,14 @@ underneath when the entry was not taken; the entry goes to the user's board, nev
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-from harness.errors import HarnessError
-from harness.manifest import sha256_json
+from harness.core.errors import HarnessError
+from harness.core.manifest import sha256_json
+from harness.core.paths import cache_dir, world_dir_name
 
 RUN_JSON = "run.json"
 SAY = "[harness run]"
@@ -27,13 +27,6 @@ SAY = "[harness run]"
 NEUTRAL_KEYS = ("workers", "overwrite", "leaderboard_dir", "method_name", "engine", "ray_address", "dry_run",
                 "make_world")
 TODO, DONE, RESUME = "todo", "done", "resume"
-
-
-def cache_dir() -> Path:
-    """Where the tiny world is made once and reused: $HARNESS_CACHE, else the user's cache dir."""
-    env = os.environ.get("HARNESS_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "datacomp-harness"
-    return base
 
 
 @dataclass
@@ -154,13 +147,6 @@ def resolve_world(cfg: dict[str, Any]) -> tuple[Path, Path, bool]:
     root = cache_dir() / world_dir_name(cfg["world_seed"], cfg.get("pool_size"), cfg.get("world") or {})
     evals = Path(cfg["eval_dir"]).expanduser().resolve() if cfg.get("eval_dir") else root / "evalsets"
     return root / "pool", evals, True
-
-
-def world_dir_name(seed: int, pool_size: int | None, knobs: dict[str, Any]) -> str:
-    """The cached world's folder: the default world is ``tiny-world-seed<S>``; a world made with
-    other knobs (or pool_size) gets a suffix hashed from them, so it is never mistaken for it."""
-    changed = {k: v for k, v in knobs.items() if v is not None} | ({"pool_size": pool_size} if pool_size else {})
-    return f"tiny-world-seed{seed}" + (f"-{sha256_json(changed)[:10]}" if changed else "")
 
 
 def prepare(cfg: dict[str, Any]) -> tuple[Ctx, dict[str, Any] | None]:

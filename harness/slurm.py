@@ -18,7 +18,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def slurm_parameters(run: dict, nproc: int, job_name: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tracks.recipes import Recipe, get_recipe, recipe_hash
 
 TRAIN_JSON = "train.json"
@@ -157,7 +157,7 @@ def build_args(recipe: Recipe, run: dict, train_data: str, out_dir: Path, seed: 
 
 
 def run_identity(recipe: Recipe, data: dict, seed: int, world: int, off_recipe: bool) -> dict[str, Any]:
-    from harness.manifest import input_identity
+    from harness.core.manifest import input_identity
 
     return {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe), "model": recipe.model,
             "data_manifest_hash": input_identity(data["dir"]), "seed": seed, "world_size": world,
@@ -384,7 +384,7 @@ def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict,
 def record(out_dir: Path, ident: dict, plan: dict, run: dict, first_epoch: int, wall: float, returncode: int,
            output: str = "") -> dict:
     """Check that open_clip finished and write ``train.json`` atomically (written last = finished)."""
-    from harness.manifest import versions
+    from harness.core.manifest import versions
 
     name = f"{plan['recipe']}_scale"
     final = out_dir / name / "checkpoints" / f"epoch_{run['num_checkpoints']}.pt"

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 UID_DTYPE = np.dtype("u8,u8")
 HEX_CHARS = b"0123456789abcdef"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.store import (REFERENCE_DIR, entry_key, is_reference_dir, leaderboard_path, ranks, read_document,
                                user_board_dir)
 

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 PIPED_WIDTH = 120  # piped output with no $COLUMNS: wide enough for the tables, not one endless line
 TEXT_MIN = 10  # narrowest a folding text column (method, id, filter) gets
@@ -124,7 +124,7 @@ def _deltas(doc: dict, cfg) -> dict | None:
 
 def announce_resamples(n: int) -> None:
     """Say why the first show of a board takes a while (the resamples are cached afterwards)."""
-    from leaderboard.store import harness_home
+    from harness.core.paths import harness_home
 
     print(f"computing the paired bootstrap resamples of {n} entries (once; cached in {harness_home() / 'cache'})",
           file=sys.stderr, flush=True)

@@ -21,9 +21,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.boards import BASELINE, board_of, method_label, methods, resolve, split_ref
-from leaderboard.store import entry_key, harness_home, write_bytes_atomic
+from harness.core.paths import harness_home
+from leaderboard.store import entry_key, write_bytes_atomic
 
 CACHE_VERSION = 1
 

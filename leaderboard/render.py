@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard import table as lbtable
 from leaderboard.boards import boards_text, methods
 from leaderboard.compare import method_deltas, stability_line

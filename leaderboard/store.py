@@ -17,7 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.paths import harness_home
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -28,15 +29,6 @@ REFERENCE_DIR = Path(__file__).resolve().parent
 
 class AlreadyOnBoard(HarnessError):
     """The same run (same id, same checkpoint) is already on the board: there is nothing to add."""
-
-
-def harness_home() -> Path:
-    """Per-user state: $HARNESS_HOME, else $XDG_DATA_HOME/datacomp-harness (~/.local/share/...)."""
-    env = os.environ.get("HARNESS_HOME")
-    if env:
-        return Path(env).expanduser()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data).expanduser() / "datacomp-harness"
 
 
 def user_board_dir() -> Path:
@@ -413,7 +405,7 @@ def entry_from_run(run_dir: str | Path, method_name: str, track: str, scale: str
 
     The entry is not checked against the leaderboard here; ``add_entry`` does that.
     """
-    from harness.manifest import versions
+    from harness.core.manifest import versions
 
     run = Path(run_dir).resolve()
     facts = scale_facts(scale)

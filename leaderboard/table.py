@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.boards import BASELINE, board_of, method_label, method_ranks, methods
-from leaderboard.labels import entry_spec, spec_label
+from harness.core.labels import entry_spec, spec_label
 from leaderboard.store import entry_key, ranks
 
 

@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--n", type=int, default=600)
     args = ap.parse_args()
-    from harness.models import load_checkpoint
+    from harness.core.models import load_checkpoint
 
     info = json.loads((args.run_dir / "train.json").read_text())
     net, pre, tok = load_checkpoint(info["checkpoint"], info["model"], device="cpu")

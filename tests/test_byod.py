@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import make_uids
 from harness.byod import build_byod, parse_source
 from harness.cli import compose
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.uids import hex_to_pairs, write_subset
 from test_download import TIMEOUT, server, write_metadata  # noqa: F401  (server is a fixture)
 

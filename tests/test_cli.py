@@ -1,5 +1,5 @@
 from harness.cli import rewrite_overrides
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 import pytest
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from conftest import REPO, make_uids
 from harness.download import download_pool
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # kind -> how many rows of that kind (per parquet file, two files)
 KINDS = {"ok": 100, "slow": 8, "missing": 20, "corrupt": 12, "hang": 3, "unreachable": 5}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import map_tasks
-from harness.errors import HarnessError
+from harness.core.engine import map_tasks
+from harness.core.errors import HarnessError
 
 
 def square_after_write(task: tuple[str, int]) -> int:
@@ -67,8 +67,8 @@ def test_local_worker_death_is_a_clear_error(tmp_path):
 def test_ray_missing_gives_install_line(tmp_path):
     """Ray absent from the interpreter (import blocked), engine=ray: one line with the install command."""
     code = ("import sys; sys.modules['ray'] = None\n"
-            "from harness.engine import map_tasks\n"
-            "from harness.errors import HarnessError\n"
+            "from harness.core.engine import map_tasks\n"
+            "from harness.core.errors import HarnessError\n"
             "try:\n    map_tasks(abs, [1], engine='ray')\n"
             "except HarnessError as e:\n    print(e)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -81,7 +81,7 @@ def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    from harness.engine import ray_init
+    from harness.core.engine import ray_init
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray_init(None, workers=2)

@@ -138,7 +138,7 @@ def test_eval_streams_from_the_hub_when_asked(hub, tmp_path, cli):
     import open_clip
     import torch
 
-    from harness.models import register_model_configs
+    from harness.core.models import register_model_configs
 
     register_model_configs()
     model, _, _ = open_clip.create_model_and_transforms("harness-tiny-32")

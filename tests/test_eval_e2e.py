@@ -12,7 +12,7 @@ import pytest
 
 from evals.export import write_wds_task
 from evals.run import evaluate
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 COLORS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30),
           "cyan": (30, 210, 220), "magenta": (210, 40, 200)}
@@ -76,7 +76,7 @@ def suite(tmp_path_factory) -> dict:
     import open_clip
     import torch
 
-    from harness.models import register_model_configs
+    from harness.core.models import register_model_configs
 
     root = tmp_path_factory.mktemp("evalsuite")
     data = root / "data"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evals.registry import AGGREGATES, aggregate_members, load_suite, select
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # From mlfoundations/datacomp tasklist.yml: every task whose main metric is not acc1.
 NON_ACC1 = {

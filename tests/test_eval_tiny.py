@@ -99,7 +99,7 @@ def test_loading_a_checkpoint_does_not_warn_about_random_weights(tiny_world, cap
 
     import open_clip
 
-    from harness.models import load_checkpoint, register_model_configs
+    from harness.core.models import load_checkpoint, register_model_configs
 
     ckpt, model = reference_model(tiny_world["pool_dir"])
     register_model_configs()

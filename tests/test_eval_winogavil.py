@@ -11,7 +11,7 @@ import pytest
 
 from evals.run import evaluate
 from evals.winogavil import export_winogavil
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 MODEL = "harness-tiny-32"
 SUITE = """
@@ -58,7 +58,7 @@ def model_ckpt(tmp_path_factory):
     import open_clip
     import torch
 
-    from harness.models import register_model_configs
+    from harness.core.models import register_model_configs
 
     register_model_configs()
     torch.manual_seed(1)
@@ -75,7 +75,7 @@ def _expected(rows, ckpt) -> list[float]:
 
     from evals.metrics import jaccard
     from evals.winogavil import _image_bytes
-    from harness.models import load_checkpoint
+    from harness.core.models import load_checkpoint
 
     net, pre, tok = load_checkpoint(str(ckpt), MODEL, device="cpu")
     out = []

@@ -25,7 +25,7 @@ def _direct(checkpoint: Path, jpgs: list[bytes], texts: list[str]) -> tuple[np.n
     import torch
     from PIL import Image
 
-    from harness.models import load_checkpoint
+    from harness.core.models import load_checkpoint
 
     model, preprocess, tokenizer = load_checkpoint(checkpoint, MODEL)
     with torch.inference_mode():
@@ -56,7 +56,7 @@ def random_checkpoint(tmp_path) -> Path:
     import open_clip
     import torch
 
-    from harness.models import register_model_configs
+    from harness.core.models import register_model_configs
 
     register_model_configs()
     torch.manual_seed(1)

@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters import run_filter
 from harness.filters.select import select
 from harness.uids import UID_DTYPE, read_subset

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_leaderboard_runs import make_run
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.boards import find_entry, load_boards, methods, resolve, standing_line
 from leaderboard.compare import method_deltas
 from leaderboard.store import (REFERENCE_DIR, add_entry, entry_from_run, leaderboard_path, load_leaderboard,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_leaderboard_runs import make_run
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.compare import compare_entries
 from leaderboard.store import add_entry, entry_from_run, load_leaderboard
 
@@ -185,7 +185,7 @@ def test_methods_without_a_common_seed_are_refused(tmp_path):
 
 def test_resamples_are_cached_per_entry(tmp_path):
     from leaderboard.compare import resampled
-    from leaderboard.store import harness_home
+    from harness.core.paths import harness_home
 
     lb, doc = _board(tmp_path, [("a", 0, 0.6)])
     entry = doc["entries"][0]

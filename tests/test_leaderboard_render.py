@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from test_leaderboard_runs import make_run
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard import table as lbtable
 from leaderboard.boards import load_boards, methods
 from leaderboard.compare import method_deltas

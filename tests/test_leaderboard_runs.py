@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 N_CLASSIFY, N_IMAGES, CAPTIONS_PER_IMAGE = 200, 100, 2
 

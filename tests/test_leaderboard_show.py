@@ -9,7 +9,7 @@ import pytest
 from test_leaderboard_runs import make_run
 
 from leaderboard.boards import methods
-from leaderboard.labels import spec_label
+from harness.core.labels import spec_label
 from leaderboard.store import REFERENCE_DIR, add_entry, entry_from_run, load_leaderboard
 from leaderboard.table import filter_label
 

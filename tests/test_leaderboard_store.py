@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_leaderboard_runs import make_run, tiny_recipe_hash
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from leaderboard.store import (REFERENCE_DIR, SCHEMA_PATH, add_entry, entry_from_run, leaderboard_path,
                                load_leaderboard, rank_of, ranks)
 

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.manifest import atomic_dir, fingerprint, stage_done, write_manifest
+from harness.core.errors import HarnessError
+from harness.core.manifest import atomic_dir, fingerprint, stage_done, write_manifest
 
 
 def test_atomic_dir_removes_temps_of_dead_processes_only(tmp_path):

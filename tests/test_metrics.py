@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evals import metrics as M
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # Four examples, six classes. Row 0 ranks 0>1>2>3>4>5 (top-1 0, right); row 1 the same with target
 # 1 (top-1 wrong, in top 5); row 2 target 5 (not in top 5); row 3 puts class 3 first (right).

@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pool import load_features, open_pool, read_columns, read_uid_pairs, write_metadata, write_stats
 
 

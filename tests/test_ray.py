@@ -20,7 +20,7 @@ from test_reshard import make_pool as make_shard_pool
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    from harness.engine import ray_init
+    from harness.core.engine import ray_init
 
     ray_init(None, workers=2)
     assert ray.cluster_resources()["CPU"] == 2

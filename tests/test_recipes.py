@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import yaml
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from tracks.recipes import RECIPES, get_recipe, recipe_hash
 
 # mlfoundations/datacomp scale_configs.py (batch, lr, samples seen, warmup, model, beta2)
@@ -35,7 +35,7 @@ def test_datacomp_scale_equals_datacomp_numbers(scale):
 
 
 def test_tiny_recipes_are_cpu_fp32_on_the_harness_model():
-    from harness.models import MODEL_CONFIG_DIR
+    from harness.core.models import MODEL_CONFIG_DIR
 
     for name in ("tiny", "tiny_reference"):
         r = get_recipe(name)
@@ -60,7 +60,7 @@ def test_unknown_scale_lists_the_scales():
 
 
 def test_conf_scale_files_name_their_recipe():
-    from harness.cli import conf_dir
+    from harness.core.paths import conf_dir
 
     names = {p.stem: yaml.safe_load(p.read_text())["name"] for p in (conf_dir() / "scale").glob("*.yaml")}
     assert names and all(stem == name for stem, name in names.items())

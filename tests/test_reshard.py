@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.reshard import reshard
 from harness.uids import hex_to_pairs, pairs_to_hex, read_subset, sort_pairs, write_subset
 

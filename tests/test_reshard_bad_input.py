@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.reshard import reshard
 from test_reshard import make_subset, read_webdataset, sample, uid_of, write_tar
 

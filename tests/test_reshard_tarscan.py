@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from harness import tarscan
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.reshard import reshard
 from test_reshard import make_subset, read_webdataset, uid_of, write_tar
 

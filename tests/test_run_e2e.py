@@ -165,7 +165,7 @@ def test_run_on_recipe_enters_leaderboard(cli, tiny_world, tmp_path):
 
 def test_world_with_other_knobs_gets_its_own_cache_folder():
     """`harness run world.bg_bias=0.4` must not reuse the default cached world (nor pool_size=N)."""
-    from harness.run import world_dir_name
+    from harness.core.paths import world_dir_name
 
     assert world_dir_name(0, None, {}) == "tiny-world-seed0"
     assert world_dir_name(0, None, {"bg_bias": None}) == "tiny-world-seed0"

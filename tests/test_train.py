@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.train import train
 from tracks.recipes import RECIPES, get_recipe, recipe_hash
 
@@ -28,7 +28,7 @@ COLOURS = ("red", "green", "blue", "yellow")
 
 def make_shards(root: Path, n_shards: int = 4, per_shard: int = 64, seed: int = 0) -> Path:
     """Real WebDataset shards (png + txt + json) of coloured squares, with the shards manifest."""
-    from harness.manifest import sha256_file, write_manifest
+    from harness.core.manifest import sha256_file, write_manifest
     from harness.world.tario import encode_image, write_tar
 
     rng = np.random.default_rng(seed)
@@ -168,7 +168,7 @@ def test_slurm_job_is_generated_without_submitting(shards, tmp_path):
 # --- real training ------------------------------------------------------------------------------
 
 def test_tiny_training_runs_and_records_train_json(tiny_run):
-    from harness.models import load_checkpoint, model_name_of
+    from harness.core.models import load_checkpoint, model_name_of
 
     run_dir = Path(tiny_run["checkpoint"]).parents[2]
     on_disk = json.loads((run_dir / "train.json").read_text())

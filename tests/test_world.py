@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import TINY_WORLD_ARGS, run_cli
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.world import defects, render
 from harness.world.evalsuite import TASKS
 from harness.world.make import build_pool, make_world, world_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # Flags DataComp's train.py passes to open_clip_train for every scale. Defaults that DataComp
 # inherited from open_clip (AdamW, wd 0.2, cosine) are spelled out so that a change of
@@ -101,6 +101,6 @@ def fixed_fields(recipe: Recipe) -> dict:
 
 def recipe_hash(recipe: Recipe) -> str:
     """16 hex chars of sha256 over the fixed fields: equal hash ⇔ same hyperparameters."""
-    from harness.manifest import sha256_json
+    from harness.core.manifest import sha256_json
 
     return sha256_json(fixed_fields(recipe))[:16]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 OUTPUTS = ("mask", "score")
 ATTR = "__harness_filter__"

@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters.api import FilterDecl, declaration
 
 GROUP = "datacomp_harness.filters"
@@ -32,7 +32,7 @@ def available() -> list[str]:
 
 def presets() -> list[str]:
     """Names with a YAML in conf/filter (built-ins' defaults, intersect/union, composed presets)."""
-    from harness.cli import group_options
+    from harness.core.paths import group_options
 
     return [n for n in group_options("filter") if n != "plugin"]
 

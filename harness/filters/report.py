@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from harness.filters.api import PoolInfo
 from harness.uids import hex_to_pairs, isin, read_subset
-from leaderboard.labels import spec_label
+from harness.core.labels import spec_label
 
 GRID = 12
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")

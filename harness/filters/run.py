@@ -19,13 +19,13 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from harness.engine import map_tasks
-from harness.errors import HarnessError
+from harness.core.engine import map_tasks
+from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, read_pool_info
 from harness.filters.registry import resolve, source_file, source_hash
 from harness.filters.select import select
 from harness.filters.spec import Leaf, build, combine, describe, leaves
-from harness.manifest import sha256_file, sha256_json, versions
+from harness.core.manifest import sha256_file, sha256_json, versions
 from harness.pool import load_features, read_columns
 from harness.uids import hex_to_pairs, sort_pairs, write_subset
 

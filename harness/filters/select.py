@@ -12,7 +12,7 @@ from numbers import Real
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 SELECTION_KEYS = ("threshold", "fraction", "top_k")
 

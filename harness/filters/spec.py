@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters.api import FilterDecl
 from harness.filters.registry import absolute_ref, resolve
 from harness.filters.select import SELECTION_KEYS, check_selection
@@ -54,7 +54,7 @@ def _yaml(path: Path) -> dict:
 
 def defaults(name: str) -> dict:
     """The built-in YAML defaults of a filter name (empty for plugins)."""
-    from harness.cli import conf_dir
+    from harness.core.paths import conf_dir
 
     path = conf_dir() / "filter" / f"{name}.yaml"
     return _yaml(path) if path.is_file() and name != "plugin" else {}

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.world import render, scenes, vocab
 
 DEFECT_TYPES: tuple[str, ...] = ("mismatched", "non_english", "boilerplate", "too_short", "tiny_image",

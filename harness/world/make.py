@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.world import defects, render, scenes, tario, vocab
 from harness.world.evalsuite import make_eval_suite
 
@@ -111,7 +111,7 @@ def write_shards(out: Path, world: dict, shard_size: int, image_ext: str, metada
     import pyarrow as pa
     from tqdm import tqdm
 
-    from harness.manifest import sha256_file
+    from harness.core.manifest import sha256_file
     from harness.pool import write_metadata, write_stats
 
     n = len(world["captions"])
@@ -168,7 +168,7 @@ def ground_truth(world: dict, labels: np.ndarray):
 
 def write_reference_set(out: Path, seed: int, banks: render.Banks, conf: dict) -> Path:
     """The clean reference set as a shards directory with a manifest (what `harness train` reads)."""
-    from harness.manifest import sha256_json, write_manifest
+    from harness.core.manifest import sha256_json, write_manifest
 
     n = int(conf["reference_size"])
     world = clean_samples(seed, 0x2EF, n, banks, conf, conf["digit_share"])
@@ -222,7 +222,7 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
     import pyarrow.parquet as pq
 
     from harness.featurize import featurize
-    from harness.manifest import atomic_dir, fingerprint, input_identity, write_manifest
+    from harness.core.manifest import atomic_dir, fingerprint, input_identity, write_manifest
 
     pool_dir = Path(pool_dir)
     eval_dir = Path(eval_dir) if eval_dir else pool_dir.parent / "evalsets"

@@ -179,7 +179,7 @@ def test_run_killed_after_training_before_train_json_then_rerun_finishes(tiny_wo
 def test_pool_make_never_replaces_a_foreign_eval_dir(tmp_path):
     """The rerun after a kill between the two renames may rebuild an eval dir without its pool, but
     only when the rebuild is byte-identical: anything else there is refused and kept."""
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     from harness.world.make import make_world
 
     (tmp_path / "evalsets").mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
 from harness.filters.text import char_counts, is_language, word_counts
 
@@ -45,7 +45,7 @@ def shard_images(shards_dir: Path) -> list[bytes]:
 def embed_shards(info: PoolInfo, shards_dir: Path, batch_size: int = 256) -> np.ndarray:
     """Embed a shards directory's images with the pool's reference model (torch only here)."""
     from harness.featurize import embed
-    from harness.models import load_checkpoint
+    from harness.core.models import load_checkpoint
 
     ref = info.meta.get("reference_model") or {}
     if not ref.get("checkpoint") or not ref.get("name"):

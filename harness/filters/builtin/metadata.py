@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
 from harness.filters.text import (char_counts, is_language, matches_vocabulary, read_vocabulary,
                                   vocabulary_pattern, word_counts)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
 from harness.uids import hex_to_pairs, isin, sort_pairs
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 MANIFEST = "manifest.json"
 

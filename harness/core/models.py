@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent.parent / "tracks" / "models"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[2] / "tracks" / "models"
 _registered = False
 
 

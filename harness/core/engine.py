@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 ENGINES = ("local", "ray")
 RAY_INSTALL = "pip install 'ray[default]'"
