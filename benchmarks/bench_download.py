@@ -72,7 +72,7 @@ def main() -> None:
         (root / "meta").mkdir()
         pq.write_table(pa.table({"uid": [hashlib.md5(u.encode()).hexdigest() for u in urls], "url": urls,
                                  "text": [f"image {i}" for i in range(args.n)]}), root / "meta" / "0.parquet")
-        from harness.download import download_pool
+        from harness.pool.download import download_pool
 
         t0 = time.perf_counter()
         s = download_pool(root / "meta", root / "pool", processes=args.processes, threads=args.threads,

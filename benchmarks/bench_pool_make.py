@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.world import render, scenes, tario, vocab
-from harness.world.make import build_pool, make_world, print_summary, world_config
+from harness.pool.world import render, scenes, tario, vocab
+from harness.pool.world.make import build_pool, make_world, print_summary, world_config
 
 
 def naive_render(sc: dict[str, np.ndarray], i: int, size: int, bg_colours: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from bench_reshard import FRACTION, N_SHARDS, PER_SHARD, run_cat, setup  # noqa:
 
 
 def run(pool: Path, subset: Path, out: Path, engine: str) -> list[str]:
-    from harness.reshard import reshard
+    from harness.reshard.plan import reshard
 
     man = reshard(pool, subset, out, workers=2, engine=engine)
     return [s["sha256"] for s in man["shards"]]

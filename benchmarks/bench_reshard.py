@@ -34,7 +34,7 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 
 def build_pool(root: Path) -> tuple[Path, Path]:
     """The 100k-sample pool and 30% subset, built once (an atomic rename marks it complete)."""
-    from harness.uids import hex_to_pairs, sort_pairs, write_subset
+    from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
     pool = root / "pool"
     if (pool / "subset.npy").is_file():
@@ -105,7 +105,7 @@ def _tarfile_worker(args: tuple[list[str], list[str], str, int]) -> int:
 
 
 def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
-    from harness.uids import pairs_to_hex, read_subset
+    from harness.pool.uids import pairs_to_hex, read_subset
 
     out.mkdir(parents=True)
     hexes = pairs_to_hex(read_subset(subset)).tolist()
@@ -115,7 +115,7 @@ def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
 
 
 def run_harness(pool: Path, subset: Path, out: Path) -> int:
-    from harness.reshard import reshard
+    from harness.reshard.plan import reshard
 
     return reshard(pool, subset, out, workers=2)["n_samples"]
 

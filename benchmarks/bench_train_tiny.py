@@ -2,7 +2,7 @@
 
 Builds a synthetic shards directory (smooth coloured scenes as JPEG, a caption, a json uid),
 then in the same run:
-  (a) ``harness.train.train(scale, shards)``: the real WebDataset loader, the recipe as is
+  (a) ``harness.train.launch.train(scale, shards)``: the real WebDataset loader, the recipe as is
       (or, with ``--steps``, a shorter off-recipe budget of the same batch);
   (b) baseline: the same open_clip_train arguments with ``--dataset-type synthetic`` (one
       constant image: the model's speed with no data loading), same number of steps.
@@ -41,7 +41,7 @@ RGB = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20), (140, 30, 16
 def _shard(args: tuple[Path, int, int, int, int]) -> dict:
     """One shard of smooth scenes: gradient background, one coloured rectangle, JPEG-encoded."""
     from harness.core.manifest import sha256_file
-    from harness.world.tario import encode_image, write_tar
+    from harness.pool.world.tario import encode_image, write_tar
 
     root, index, n, size, seed = args
     rng = np.random.default_rng([seed, index])
@@ -90,7 +90,7 @@ def logged_rates(log: Path) -> list[float]:
 
 def synthetic_baseline(args: list[str], out: Path, threads: int | None) -> tuple[float, float]:
     """The same arguments on open_clip's SyntheticDataset; returns (median logged samples/s, wall)."""
-    from harness.openclip_entry import THREADS_ENV
+    from harness.train.entry import THREADS_ENV
 
     a = list(args)
     a[a.index("--dataset-type") + 1] = "synthetic"
@@ -103,9 +103,9 @@ def synthetic_baseline(args: list[str], out: Path, threads: int | None) -> tuple
     env = {**os.environ, "WANDB_MODE": "offline"}
     if threads:
         env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads)})
-        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as harness.train does for CPU runs
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as harness.train.launch does for CPU runs
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "harness.openclip_entry", str(out / "run.json")], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "harness.train.entry", str(out / "run.json")], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.time() - t0
     log = next(out.glob("*/out.log"))
@@ -126,7 +126,7 @@ def main() -> None:
     p.add_argument("--keep", default=None, help="work directory to keep (default: a temporary one)")
     a = p.parse_args()
 
-    from harness.train import train
+    from harness.train.launch import train
     from tracks.recipes import get_recipe, recipe_hash
 
     recipe = get_recipe(a.scale)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU smoke for `harness train`: on one CUDA GPU, build a synthetic 50k-sample pool at 224 px and
 # train the debug recipe's model (ViT-B-32, batch 1024, amp) for 200 steps twice: with the real
-# WebDataset loader (through harness.train.train, off-recipe budget of 200 steps) and with open_clip's
+# WebDataset loader (through harness.train.launch.train, off-recipe budget of 200 steps) and with open_clip's
 # `--dataset-type synthetic`; prints samples/s of both and their ratio (benchmarks/bench_train_tiny.py).
 # Target: < 8 min on one H100. Without a GPU it says so and exits 0.
 #

@@ -16,17 +16,17 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[tuple[str, ...], Command] = {
-    ("pool", "make"): Command("cmd_pool_make", "harness.world.make:main",
+    ("pool", "make"): Command("cmd_pool_make", "harness.pool.world.make:main",
                               "make the synthetic tiny world (pool + eval suite) deterministically"),
-    ("pool", "download"): Command("cmd_pool_download", "harness.download:main",
+    ("pool", "download"): Command("cmd_pool_download", "harness.pool.download:main",
                                   "download a pool's images with img2dataset into the CommonPool layout"),
-    ("pool", "featurize"): Command("cmd_pool_featurize", "harness.featurize:main",
+    ("pool", "featurize"): Command("cmd_pool_featurize", "harness.pool.featurize:main",
                                    "compute image/text features and similarity scores with an open_clip model"),
     ("filter",): Command("cmd_filter", "harness.filters.cli:main",
                          "apply a filter to a pool and write a DataComp subset .npy"),
-    ("reshard",): Command("cmd_reshard", "harness.reshard:main",
+    ("reshard",): Command("cmd_reshard", "harness.reshard.plan:main",
                           "materialize a subset as WebDataset shards"),
-    ("train",): Command("cmd_train", "harness.train:main",
+    ("train",): Command("cmd_train", "harness.train.launch:main",
                         "train CLIP with open_clip_train on the scale's fixed recipe"),
     ("eval",): Command("cmd_eval", "evals.run:main", "zero-shot evaluation of a checkpoint"),
     ("eval", "list"): Command("cmd_eval_list", "evals.run:list_main", "list the evaluation tasks"),
@@ -39,5 +39,5 @@ COMMANDS: dict[tuple[str, ...], Command] = {
                                        "render a leaderboard as a static HTML/Markdown page"),
     ("leaderboard", "add"): Command("cmd_leaderboard_add", "leaderboard.cli:add",
                                     "add an evaluated run to a leaderboard"),
-    ("run",): Command("cmd_run", "harness.run:main", "run pool → filter → reshard → train → eval → leaderboard"),
+    ("run",): Command("cmd_run", "harness.pipeline:main", "run pool → filter → reshard → train → eval → leaderboard"),
 }

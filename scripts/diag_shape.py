@@ -23,7 +23,7 @@ def shape_accuracy(net, pre, tok, n: int, seed: int = 5) -> dict[str, float]:
     import torch
     from PIL import Image
 
-    from harness.world import render, scenes, vocab
+    from harness.pool.world import render, scenes, vocab
 
     sc = scenes.sample_scenes(np.random.default_rng(seed), n, 32, style=0, bg_bias=0.0)
     images = render.render_scenes(render.build_banks(32, 0), sc)

@@ -41,7 +41,7 @@ def make_uids(n: int, seed: int = 0) -> list[str]:
 @pytest.fixture
 def small_metadata(tmp_path: Path) -> Path:
     """A two-file metadata-only pool (no shards) with features, for format and filter tests."""
-    from harness.pool import write_metadata
+    from harness.pool.format import write_metadata
 
     root = tmp_path / "pool"
     for i, n in enumerate((5, 7)):
@@ -66,7 +66,7 @@ TINY_WORLD_ARGS = {"seed": 0, "pool_size": 2000, "reference_size": 1000, "refere
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory) -> dict:
     """Build the small tiny world once per session: {"pool_dir", "eval_dir", "summary"}."""
-    from harness.world.make import make_world
+    from harness.pool.world.make import make_world
 
     root = tmp_path_factory.mktemp("tiny_world")
     summary = make_world(root / "pool", **TINY_WORLD_ARGS)

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from conftest import make_uids
-from harness.byod import build_byod, parse_source
+from harness.reshard.byod import build_byod, parse_source
 from harness.cli import compose
 from harness.core.errors import HarnessError
-from harness.uids import hex_to_pairs, write_subset
+from harness.pool.uids import hex_to_pairs, write_subset
 from test_download import TIMEOUT, server, write_metadata  # noqa: F401  (server is a fixture)
 
 
@@ -111,7 +111,7 @@ def test_mixed_sources(tmp_path, external, server):
 
 def test_external_shards_alone_from_cli_keys(tmp_path, external):
     """The track's keys compose with `harness reshard track=byod` and drive the builder."""
-    from harness.byod import main
+    from harness.reshard.byod import main
 
     out = tmp_path / "out"
     cfg = compose("cmd_reshard", ["track=byod", f"track.sources=[shards:{external}/*.tar]", f"out_dir={out}",

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, make_uids
-from harness.download import download_pool
+from harness.pool.download import download_pool
 from harness.core.errors import HarnessError
 
 # kind -> how many rows of that kind (per parquet file, two files)

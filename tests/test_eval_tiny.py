@@ -31,7 +31,7 @@ def test_tiny_suite_reads_the_tiny_world(tiny_world, tmp_path):
 def test_trained_tiny_checkpoint_beats_chance(tiny_world, tmp_path):
     """Train the tiny model on the world's clean reference set (harness train, off-recipe budget)
     and check every tiny task's main metric is above chance."""
-    from harness.train import train
+    from harness.train.launch import train
 
     info = train("tiny", tiny_world["pool_dir"] / "reference" / "shards", tmp_path / "train",
                  allow_off_recipe=True, train_num_samples=16384)

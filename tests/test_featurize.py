@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
-from harness.featurize import featurize
-from harness.pool import write_npz
+from harness.pool.featurize import featurize
+from harness.pool.format import write_npz
 from test_world import pool_samples
 
 MODEL = "harness-tiny-32"

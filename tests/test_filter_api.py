@@ -14,7 +14,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.filters import run_filter
 from harness.filters.select import select
-from harness.uids import UID_DTYPE, read_subset
+from harness.pool.uids import UID_DTYPE, read_subset
 from test_filter_support import expected, make_pool
 
 

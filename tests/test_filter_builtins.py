@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.filters import run_filter
-from harness.uids import read_subset
+from harness.pool.uids import read_subset
 from test_filter_support import expected, make_pool, pool_uids, write_shard
-from harness.uids import pairs_to_hex
+from harness.pool.uids import pairs_to_hex
 
 BASIC_ROWS = [  # text, width, height, kept by DataComp's basic filter
     ("a photo of a dog", 512, 512, True),

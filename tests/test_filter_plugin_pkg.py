@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.uids import read_subset
+from harness.pool.uids import read_subset
 from test_filter_support import expected, make_pool
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "tracks" / "filtering" / "examples" / "caption_filters"

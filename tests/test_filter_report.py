@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from test_filter_support import make_pool, pool_uids, write_shard
 
 from harness.filters import run_filter
-from harness.uids import pairs_to_hex
+from harness.pool.uids import pairs_to_hex
 
 
 def _report(tmp_path, spec: dict) -> tuple[dict, str]:

@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.pool import write_metadata
-from harness.uids import hex_to_pairs, pairs_to_hex, sort_pairs
+from harness.pool.format import write_metadata
+from harness.pool.uids import hex_to_pairs, pairs_to_hex, sort_pairs
 
 
 def uids(n: int, seed: int = 0) -> list[str]:

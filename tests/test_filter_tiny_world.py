@@ -16,7 +16,7 @@ import pytest
 from harness.filters import run_filter
 from harness.filters.report import defect_metrics
 from harness.filters.text import languages
-from harness.uids import hex_to_pairs, isin, read_subset
+from harness.pool.uids import hex_to_pairs, isin, read_subset
 
 FAST = {"no_filter": "no_filter", "random": "random", "basic": "basic", "clip_score": "clip_score",
         "text_based": "text_based", "dedup": "dedup", "oracle": "oracle"}
@@ -150,7 +150,7 @@ def test_image_based_on_tiny_world(pool, table, tmp_path, name):
 def test_precision_oracle_beats_clip_score_beats_no_filter(tmp_path):
     """With a reference CLIP that has learned something (8k samples seen; the session fixture's
     256 give scores without signal), clip_score's kept set is cleaner than the pool's."""
-    from harness.world.make import make_world
+    from harness.pool.world.make import make_world
 
     pool = tmp_path / "pool"
     make_world(pool, tmp_path / "evalsets", seed=0, pool_size=3000, shard_size=1000, reference_size=2000,

@@ -3,7 +3,7 @@ import pyarrow as pa
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.pool import load_features, open_pool, read_columns, read_uid_pairs, write_metadata, write_stats
+from harness.pool.format import load_features, open_pool, read_columns, read_uid_pairs, write_metadata, write_stats
 
 
 def test_pool_reads_only_requested_columns(small_metadata):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.cli import run_command
-from harness.uids import hex_to_pairs, sort_pairs, write_subset
+from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 from test_filter_support import make_pool as make_metadata_pool
 from test_reshard import make_pool as make_shard_pool
 

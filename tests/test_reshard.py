@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.reshard import reshard
-from harness.uids import hex_to_pairs, pairs_to_hex, read_subset, sort_pairs, write_subset
+from harness.reshard.plan import reshard
+from harness.pool.uids import hex_to_pairs, pairs_to_hex, read_subset, sort_pairs, write_subset
 
 
 def uid_of(shard: int, k: int) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.reshard import reshard
+from harness.reshard.plan import reshard
 from test_reshard import make_subset, read_webdataset, sample, uid_of, write_tar
 
 GOOD = 4  # good samples in each of the two shards

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.reshard import reshard
-from harness.reshard_tasks import STALL_ENV
+from harness.reshard.plan import reshard
+from harness.reshard.tasks import STALL_ENV
 from test_reshard import make_pool, make_subset, outputs
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from harness import tarscan
+from harness.reshard import tarscan
 from harness.core.errors import HarnessError
-from harness.reshard import reshard
+from harness.reshard.plan import reshard
 from test_reshard import make_subset, read_webdataset, uid_of, write_tar
 
 NAMES = ["a.jpg", "a.json", "x" * 150 + ".txt", "é.txt", "d/" * 60 + "p.txt", "dir/", "q/" * 50 + "long.txt"]
@@ -87,7 +87,7 @@ def noisy_jpeg(seed: int, size: int = 96) -> bytes:
 def test_blur_blurs_only_boxed_images_and_counts_missing_metadata(tmp_path):
     from PIL import Image
 
-    from harness.pool import write_metadata
+    from harness.pool.format import write_metadata
 
     root = tmp_path / "pool"
     (root / "shards").mkdir(parents=True)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness.reshard_tasks import STALL_ENV
+from harness.reshard.tasks import STALL_ENV
 from leaderboard.store import REFERENCE_DIR
 
 FAST_TRAIN = ("train.allow_off_recipe=true", "train.train_num_samples=1024", "train.batch_size=64",

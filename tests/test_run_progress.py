@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.train import default_log_every, follow, live_text, parse_log_line, resolve
+from harness.train.launch import default_log_every, follow, live_text, parse_log_line, resolve
 from leaderboard.store import REFERENCE_DIR, user_board_dir
 from tracks.recipes import get_recipe
 
@@ -75,13 +75,27 @@ def test_follow_on_a_pipe_prints_the_first_progress_then_the_last(tmp_path):
     assert lines[1].startswith("[p] train: epoch 2/2 step 8/8, 92 samples/s, loss 4.1506, ETA 0:00")
 
 
+def _drain(master: int) -> str:
+    """All a pty holds once its writer closed (one read returns only the first chunk)."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the slave side is closed and everything was read
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return b"".join(chunks).decode()
+
+
 def test_follow_on_a_terminal_redraws_one_line(tmp_path):
     log = tmp_path / "out.log"
     master, slave = os.openpty()
     with os.fdopen(slave, "w") as tty:
         follow(_writer(log, pause_s=0.5), log, "[p] train:", epochs=2, batch=64, stream=tty, poll_s=0.05)
-    shown = os.read(master, 1 << 16).decode()
-    os.close(master)
+    shown = _drain(master)
     assert shown.startswith("\r[p] train: epoch 1/2 step 1/8, 16 samples/s, loss 4.4289, ETA ")
     assert shown.count("\r[p] train: ") >= 2 and shown.count("\n") == 1 and shown.endswith("\n")
     assert "\r[p] train: epoch 2/2 step 8/8, 92 samples/s, loss 4.1506, ETA 0:00" in shown

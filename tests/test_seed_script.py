@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.cli import compose
-from harness.run import resolve_board
+from harness.pipeline import resolve_board
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.train import train
+from harness.train.launch import train
 from tracks.recipes import RECIPES, get_recipe, recipe_hash
 
 # a test budget (off-recipe), one CPU thread per run: the suite shares 2 cores with other tests
@@ -29,7 +29,7 @@ COLOURS = ("red", "green", "blue", "yellow")
 def make_shards(root: Path, n_shards: int = 4, per_shard: int = 64, seed: int = 0) -> Path:
     """Real WebDataset shards (png + txt + json) of coloured squares, with the shards manifest."""
     from harness.core.manifest import sha256_file, write_manifest
-    from harness.world.tario import encode_image, write_tar
+    from harness.pool.world.tario import encode_image, write_tar
 
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -204,10 +204,10 @@ def test_run_dir_of_another_recipe_is_refused_naming_both_hashes(tiny_run, shard
 def test_same_seed_gives_identical_weights_with_or_without_grad_checkpointing(tiny_run, shards, tmp_path,
                                                                              monkeypatch):
     """Same seed, same weights; the rerun also passes DataComp's --grad-checkpointing, which CPU
-    runs drop (harness.train.SKIPPED_FLAGS): it must not change a single bit."""
+    runs drop (harness.train.launch.SKIPPED_FLAGS): it must not change a single bit."""
     import torch
 
-    from harness import train as train_mod
+    from harness.train import launch as train_mod
 
     monkeypatch.setattr(train_mod, "SKIPPED_FLAGS", set())
     again = train("tiny", shards, tmp_path / "again", seed=0, **SMALL)
@@ -253,7 +253,7 @@ def test_torchrun_two_gloo_processes(shards, tmp_path):
 
 
 def test_wandb_logger_is_offline_by_default(shards, tmp_path, monkeypatch):
-    from harness.train import _child_env, resolve
+    from harness.train.launch import _child_env, resolve
 
     plan = train("tiny", shards, tmp_path, dry_run=True, logger="wandb")
     assert plan["args"][-4:] == ["--report-to", "wandb", "--wandb-project-name", "datacomp-harness"]

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.uids import (UID_DTYPE, hex_to_pairs, isin, pairs_to_hex, read_subset, sort_pairs, write_subset)
+from harness.pool.uids import (UID_DTYPE, hex_to_pairs, isin, pairs_to_hex, read_subset, sort_pairs, write_subset)
 
 UIDS = ["000102030405060708090a0b0c0d0e0f", "ffffffffffffffffffffffffffffffff", "0000000000000001000000000000000a"]
 

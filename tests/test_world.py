@@ -14,9 +14,9 @@ import pytest
 
 from conftest import TINY_WORLD_ARGS, run_cli
 from harness.core.errors import HarnessError
-from harness.world import defects, render
-from harness.world.evalsuite import TASKS
-from harness.world.make import build_pool, make_world, world_config
+from harness.pool.world import defects, render
+from harness.pool.world.evalsuite import TASKS
+from harness.pool.world.make import build_pool, make_world, world_config
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -44,7 +44,7 @@ def pool_samples(pool_dir: Path) -> dict[str, dict[str, bytes]]:
 
 
 def test_pool_layout_and_features(tiny_world):
-    from harness.pool import load_features, open_pool
+    from harness.pool.format import load_features, open_pool
 
     pool = open_pool(tiny_world["pool_dir"], need_shards=True)
     info = json.loads((pool.root / "pool.json").read_text())
@@ -244,7 +244,7 @@ def test_color_mention_knob_only_drops_colour_words():
     colour; the same draws otherwise, so the default keeps the world's bytes."""
     import numpy as np
 
-    from harness.world import scenes, vocab
+    from harness.pool.world import scenes, vocab
 
     sc = scenes.sample_scenes(np.random.default_rng(0), 400, 32)
     default = scenes.english_captions(np.random.default_rng(1), sc)

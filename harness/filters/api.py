@@ -87,20 +87,20 @@ class PoolInfo:
 
     def column(self, name: str) -> np.ndarray:
         """One column over the whole pool in canonical order (for global prepare steps)."""
-        from harness.pool import read_columns
+        from harness.pool.format import read_columns
 
         parts = [read_columns(f, [name]).column(name).to_numpy(zero_copy_only=False) for f in self.files]
         return np.concatenate(parts) if parts else np.empty(0)
 
     def features(self, key: str) -> np.ndarray:
         """One npz feature array over the whole pool, row-aligned with :meth:`column`."""
-        from harness.pool import load_features
+        from harness.pool.format import load_features
 
         return np.concatenate([load_features(f, [key])[key] for f in self.files])
 
 
 def read_pool_info(pool_dir: str | Path) -> PoolInfo:
-    from harness.pool import open_pool
+    from harness.pool.format import open_pool
 
     pool = open_pool(pool_dir)
     meta_path = pool.root / "pool.json"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.filters.api import PoolInfo
-from harness.uids import hex_to_pairs, isin, read_subset
+from harness.pool.uids import hex_to_pairs, isin, read_subset
 from harness.core.labels import spec_label
 
 GRID = 12

@@ -26,8 +26,8 @@ from harness.filters.registry import resolve, source_file, source_hash
 from harness.filters.select import select
 from harness.filters.spec import Leaf, build, combine, describe, leaves
 from harness.core.manifest import sha256_file, sha256_json, versions
-from harness.pool import load_features, read_columns
-from harness.uids import hex_to_pairs, sort_pairs, write_subset
+from harness.pool.format import load_features, read_columns
+from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
 BATCH_ROWS = 1 << 18
 HIST_BINS = 40

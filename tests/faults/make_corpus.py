@@ -86,7 +86,7 @@ def reshard_pool(pool: Path, out: Path) -> dict:
         ("nouid.jpg", jpg), ("nouid.txt", b"a caption"), ("nouid.json", b'{"caption": "no uid here"}'),
         ("dup.jpg", jpg), ("dup.txt", b"again"), ("dup.json", json.dumps({"uid": dup_uid}).encode()),
         ("../escape.jpg", jpg), ("/abs/escape.jpg", jpg)])
-    from harness.uids import hex_to_pairs, sort_pairs, write_subset
+    from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
     whole = uids_of(first) + uids_of(tar_members(pool / "shards" / "00000001.tar"))
     subset = write_subset(out.parent / "reshard_subset.npy", sort_pairs(hex_to_pairs(whole)))
@@ -95,7 +95,7 @@ def reshard_pool(pool: Path, out: Path) -> dict:
 
 def subsets(pool: Path, out: Path) -> dict[str, Path]:
     """Subset files: unsorted, duplicated, wrong dtype, one uid not in the pool."""
-    from harness.uids import hex_to_pairs, sort_pairs, write_subset
+    from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
     out.mkdir(parents=True)
     uids = uids_of(tar_members(pool / "shards" / "00000000.tar"))[:3]

@@ -180,7 +180,7 @@ def test_pool_make_never_replaces_a_foreign_eval_dir(tmp_path):
     """The rerun after a kill between the two renames may rebuild an eval dir without its pool, but
     only when the rebuild is byte-identical: anything else there is refused and kept."""
     from harness.core.errors import HarnessError
-    from harness.world.make import make_world
+    from harness.pool.world.make import make_world
 
     (tmp_path / "evalsets").mkdir()
     (tmp_path / "evalsets" / "mine.txt").write_text("keep")

@@ -44,7 +44,7 @@ def test_tiny_pipeline_runs_with_the_network_blocked(tiny_world, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert not log.exists(), log.read_text()  # nothing even tried, with HF/wandb offline flags unset
     procs = (tmp_path / "net.log.procs").read_text()
-    assert "-m harness run " in procs and "-m harness.openclip_entry " in procs, procs  # the trainer ran guarded too
+    assert "-m harness run " in procs and "-m harness.train.entry " in procs, procs  # the trainer ran guarded too
     doc = json.loads((work / "run.json").read_text())
     assert {k: s["status"] for k, s in doc["stages"].items()} == dict.fromkeys(
         ("pool", "filter", "reshard", "train", "eval", "leaderboard"), "done")

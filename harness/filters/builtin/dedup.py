@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
-from harness.uids import hex_to_pairs, isin, sort_pairs
+from harness.pool.uids import hex_to_pairs, isin, sort_pairs
 
 
 def _first_of_groups(keys: np.ndarray) -> np.ndarray:
@@ -39,8 +39,8 @@ def near_duplicates(x: np.ndarray, near: float, neighbors: int) -> np.ndarray:
 
 def image_hashes(info: PoolInfo, uids: list[str]) -> np.ndarray | None:
     """sha256 of each sample's image bytes from the shards (None when the pool has no shards)."""
-    from harness.featurize import index_shards
-    from harness.pool import open_pool
+    from harness.pool.featurize import index_shards
+    from harness.pool.format import open_pool
 
     pool = open_pool(info.root)
     if not pool.shard_files():

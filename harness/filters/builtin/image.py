@@ -44,7 +44,7 @@ def shard_images(shards_dir: Path) -> list[bytes]:
 
 def embed_shards(info: PoolInfo, shards_dir: Path, batch_size: int = 256) -> np.ndarray:
     """Embed a shards directory's images with the pool's reference model (torch only here)."""
-    from harness.featurize import embed
+    from harness.pool.featurize import embed
     from harness.core.models import load_checkpoint
 
     ref = info.meta.get("reference_model") or {}

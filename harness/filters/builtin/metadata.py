@@ -14,7 +14,7 @@ from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
 from harness.filters.text import (char_counts, is_language, matches_vocabulary, read_vocabulary,
                                   vocabulary_pattern, word_counts)
-from harness.uids import hex_to_pairs
+from harness.pool.uids import hex_to_pairs
 
 TINY_OBJECTS = "tiny_objects"  # the tiny suite's object task: the tiny world's concept vocabulary
 COMMONPOOL_ARCH = {"clip_score": "l14", "laion2b": "b32"}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, pool_filter
-from harness.uids import hex_to_pairs, isin, sort_pairs
+from harness.pool.uids import hex_to_pairs, isin, sort_pairs
 
 GROUND_TRUTH = "ground_truth.parquet"
 

@@ -2,7 +2,7 @@
 
 Tar headers carry fixed mtime/uid/gid/owner names and members are written in sample order, so
 the same samples give the same bytes.
-(Deterministic npz files: ``harness.pool.write_npz``.)
+(Deterministic npz files: ``harness.pool.format.write_npz``.)
 """
 
 from __future__ import annotations

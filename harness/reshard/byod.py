@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.uids import hex_to_pairs, sort_pairs, write_subset
+from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
 KINDS = ("shards", "parquet", "pool")
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -169,7 +169,7 @@ def _parquet_source(src: dict[str, str], i: int, work: Path, download: dict[str,
                     ) -> tuple[list[Path], list[str], dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    from harness.download import download_pool
+    from harness.pool.download import download_pool
 
     path = Path(src["path"])
     if path.is_file():  # download_pool reads a directory of parquets: give it one holding this file
@@ -195,8 +195,8 @@ def _parquet_source(src: dict[str, str], i: int, work: Path, download: dict[str,
 
 def _pool_source(src: dict[str, str]) -> tuple[list[Path], np.ndarray, dict[str, Any]]:
     from harness.core.manifest import sha256_file
-    from harness.reshard import input_shards
-    from harness.uids import read_subset
+    from harness.reshard.plan import input_shards
+    from harness.pool.uids import read_subset
 
     pairs = read_subset(src["subset"])
     return input_shards(src["path"]), pairs, {"subset_size": int(len(pairs)),
@@ -231,9 +231,9 @@ def build_byod(sources: list[Any], out_dir: str | Path, work_dir: str | Path | N
     """Build ``out_dir`` (the shards-directory contract) from ``sources``; returns its manifest.
 
     ``work_dir`` (default: a hidden sibling of ``out_dir``) keeps downloads and rewritten shards
-    so that a rerun resumes; ``download`` passes options to :func:`harness.download.download_pool`.
+    so that a rerun resumes; ``download`` passes options to :func:`harness.pool.download.download_pool`.
     """
-    from harness.reshard import reshard
+    from harness.reshard.plan import reshard
 
     parsed = [parse_source(s) for s in sources]
     if not parsed:
@@ -267,7 +267,7 @@ def main(cfg: Any) -> int:
     """``harness reshard track=byod track.sources=[...] out_dir=O``: the BYOD shards builder."""
     from omegaconf import OmegaConf
 
-    from harness.reshard import summary
+    from harness.reshard.plan import summary
 
     track = OmegaConf.to_container(cfg.track, resolve=True)
     man = build_byod(track.get("sources") or [], cfg.out_dir, work_dir=track.get("work_dir"),

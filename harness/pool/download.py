@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.core.errors import HarnessError
-from harness.pool import Pool
-from harness.uids import hex_to_pairs
+from harness.pool.format import Pool
+from harness.pool.uids import hex_to_pairs
 
 SUMMARY = "download.json"
 OOM_SHARD_COUNT = 8  # shard names {:08d}, as in DataComp's pools

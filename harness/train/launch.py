@@ -1,7 +1,7 @@
 """``harness train``: a scale's fixed recipe → open_clip_train's argument list → a trained checkpoint.
 
 The training loop is open_clip's (``open_clip_train.main``), run in a child process (torchrun
-for ``nproc>1``) through :mod:`harness.openclip_entry`. A subprocess, not an in-process call,
+for ``nproc>1``) through :mod:`harness.train.entry`. A subprocess, not an in-process call,
 so that a SIGKILL, a resume and torchrun all behave the same way. This module only decides the
 arguments, refuses what would hang or silently change the recipe, and records the run.
 """
@@ -185,7 +185,7 @@ def check_run_dir(out_dir: Path, ident: dict[str, Any]) -> dict[str, Any] | None
 
 
 def _child_env(run: dict, out_dir: Path, nproc: int) -> dict[str, str]:
-    from harness.openclip_entry import PARENT_ENV, THREADS_ENV
+    from harness.train.entry import PARENT_ENV, THREADS_ENV
 
     env = dict(os.environ)
     env.setdefault("WANDB_MODE", "offline")
@@ -204,9 +204,9 @@ def launch_command(run_file: Path, nproc: int) -> list[str]:
     """The child command: the entry module reading ``args`` from ``run_file``, under torchrun when
     several processes share a node."""
     if nproc == 1:
-        return [sys.executable, "-m", "harness.openclip_entry", str(run_file)]
+        return [sys.executable, "-m", "harness.train.entry", str(run_file)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "harness.openclip_entry", str(run_file)]
+            "-m", "harness.train.entry", str(run_file)]
 
 
 def _tail(output: str, log: Path, n: int = 15) -> str:
@@ -341,7 +341,7 @@ def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, npro
     if done is not None:
         return done
     if run["launcher"] == "slurm":
-        from harness.slurm import submit
+        from harness.train.slurm import submit
 
         return submit(plan, run, out_dir, ident, nproc)
     return _run(recipe, run, args, out_dir, ident, plan, nproc, live)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.world import vocab
-from harness.world.render import SPRITE_SIZES_32
+from harness.pool.world import vocab
+from harness.pool.world.render import SPRITE_SIZES_32
 
 COUNT_P = (0.4, 0.2, 0.2, 0.2)
 # Sprite size indices allowed per count (1..4): big objects alone, small ones in groups.

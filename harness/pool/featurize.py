@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.pool import Pool, open_pool
+from harness.pool.format import Pool, open_pool
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -122,7 +122,7 @@ def featurize_file(parquet: Path, index: dict, model, preprocess, tokenizer, tag
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from harness.pool import write_npz
+    from harness.pool.format import write_npz
 
     table = pq.read_table(parquet)
     for col in ("uid", "text"):

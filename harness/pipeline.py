@@ -200,7 +200,7 @@ def probe_pool(ctx: Ctx) -> Probe:
 
 
 def stage_pool(ctx: Ctx) -> dict[str, Any]:
-    from harness.world.make import make_world
+    from harness.pool.world.make import make_world
 
     knobs = {k: v for k, v in (ctx.cfg.get("world") or {}).items() if v is not None}
     make_world(ctx.pool_dir, ctx.eval_dir, seed=ctx.cfg["world_seed"], pool_size=ctx.cfg.get("pool_size"), **knobs)
@@ -245,7 +245,7 @@ def probe_reshard(ctx: Ctx) -> Probe:
 
 
 def stage_reshard(ctx: Ctx) -> dict[str, Any]:
-    from harness.reshard import reshard
+    from harness.reshard.plan import reshard
 
     return reshard(ctx.pool_dir, ctx.work / "filter" / "subset.npy", ctx.work / "reshard",
                    workers=ctx.cfg["workers"], engine=ctx.cfg.get("engine", "local"),
@@ -259,7 +259,7 @@ def probe_byod(ctx: Ctx) -> Probe:
 
 def stage_byod(ctx: Ctx) -> dict[str, Any]:
     """BYOD track: the training data is built from the track's sources instead of filter+reshard."""
-    from harness.byod import build_byod
+    from harness.reshard.byod import build_byod
 
     track = ctx.cfg["track"]
     return build_byod(track.get("sources") or [], ctx.work / "reshard", work_dir=track.get("work_dir"),
@@ -268,7 +268,7 @@ def stage_byod(ctx: Ctx) -> dict[str, Any]:
 
 
 def probe_train(ctx: Ctx) -> Probe:
-    from harness.train import TRAIN_JSON, checkpoint_dir, resolve, start_epoch
+    from harness.train.launch import TRAIN_JSON, checkpoint_dir, resolve, start_epoch
 
     out = ctx.work / "train"
     info = _json(out / TRAIN_JSON)
@@ -281,7 +281,7 @@ def probe_train(ctx: Ctx) -> Probe:
 
 
 def stage_train(ctx: Ctx) -> dict[str, Any]:
-    from harness.train import train
+    from harness.train.launch import train
 
     return train(cfg_scale(ctx), ctx.work / "reshard", ctx.work / "train", seed=ctx.cfg["seed"],
                  live=f"{SAY} train:", **train_opts(ctx))
@@ -400,7 +400,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def train_args(ctx: Ctx) -> list[str]:
     """The open_clip_train argument list this run will use (shards named once reshard made them)."""
-    from harness.train import build_args, resolve, train
+    from harness.train.launch import build_args, resolve, train
 
     data, out = ctx.work / "reshard", ctx.work / "train"
     if (data / "manifest.json").is_file():

@@ -23,10 +23,10 @@ import numpy as np
 from harness.core.engine import map_tasks
 from harness.core.errors import HarnessError
 from harness.core.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
-from harness.pool import STATS_PATTERN
-from harness.reshard_tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
+from harness.pool.format import STATS_PATTERN
+from harness.reshard.tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
                                    write_json_atomic, write_shard)
-from harness.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_subset, sort_pairs, write_subset
+from harness.pool.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_subset, sort_pairs, write_subset
 
 WORK = ".reshard"
 LOCK = ".reshard.lock"
@@ -180,7 +180,7 @@ def make_plan(results: list[dict[str, Any]], subset: np.ndarray, shard_size: int
 
 def face_boxes(pool_dir: str | Path, subset: np.ndarray) -> dict[str, list]:
     """uid → ``face_bboxes`` for the subset's rows of the pool metadata (empty lists included)."""
-    from harness.pool import open_pool, read_columns
+    from harness.pool.format import open_pool, read_columns
 
     out: dict[str, list] = {}
     for path in open_pool(pool_dir).parquet_files():
@@ -376,11 +376,11 @@ def summary(man: dict[str, Any], out_dir: str | Path) -> str:
 def main(cfg: Any) -> int:
     """``harness reshard pool_dir=P subset=S.npy out_dir=O [workers=N] [shard_size=10000] ...``.
 
-    With ``track=byod track.sources=[...]`` the BYOD builder (harness.byod) gathers the inputs first.
+    With ``track=byod track.sources=[...]`` the BYOD builder (harness.reshard.byod) gathers the inputs first.
     """
     track = cfg.get("track") or {}
     if track.get("sources"):
-        from harness.byod import main as byod_main
+        from harness.reshard.byod import main as byod_main
 
         return byod_main(cfg)
     missing = [k for k in ("pool_dir", "subset") if not cfg.get(k)]

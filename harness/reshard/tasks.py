@@ -22,10 +22,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from harness import tarscan
+from harness.reshard import tarscan
 from harness.core.errors import HarnessError
-from harness.pool import SHARD_PATTERN, write_stats
-from harness.uids import UID_DTYPE, pair_keys
+from harness.pool.format import SHARD_PATTERN, write_stats
+from harness.pool.uids import UID_DTYPE, pair_keys
 
 # every kind of bad input the resharder counts (manifest ``bad_input``), and what it means
 BAD_KINDS = {
@@ -332,7 +332,7 @@ def _write_sample(out: _HashingWriter, fd: int, uid: str, members: list, boxes: 
     blurred = False
     for ext, offset, size in members:
         if boxes and ext.lower() in IMAGE_EXTS:
-            from harness.blur import blur_faces
+            from harness.reshard.blur import blur_faces
 
             data = blur_faces(os.pread(fd, size, offset), boxes)
             ext, blurred, size = "webp", True, len(data)

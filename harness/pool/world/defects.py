@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.world import render, scenes, vocab
+from harness.pool.world import render, scenes, vocab
 
 DEFECT_TYPES: tuple[str, ...] = ("mismatched", "non_english", "boilerplate", "too_short", "tiny_image",
                                  "extreme_aspect", "exact_duplicate", "near_duplicate", "text_only",

@@ -2,8 +2,8 @@
 
 Order: eval suite (its images seed the contamination), pool samples (clean scenes, then planted
 defects), pool shards + metadata, hidden ground truth, a clean reference set, the reference CLIP
-(``harness.train.train`` with the ``tiny_reference`` recipe: the same launcher as ``harness
-train``), features and scores from it (``harness.featurize``), ``pool.json`` and the manifest.
+(``harness.train.launch.train`` with the ``tiny_reference`` recipe: the same launcher as ``harness
+train``), features and scores from it (``harness.pool.featurize``), ``pool.json`` and the manifest.
 Everything is built in temporary directories and renamed into place at the end.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
-from harness.world import defects, render, scenes, tario, vocab
-from harness.world.evalsuite import make_eval_suite
+from harness.pool.world import defects, render, scenes, tario, vocab
+from harness.pool.world.evalsuite import make_eval_suite
 
-WORLD_CONF = Path(__file__).resolve().parents[2] / "conf" / "world" / "tiny.yaml"
+WORLD_CONF = Path(__file__).resolve().parents[3] / "conf" / "world" / "tiny.yaml"
 POOL_NAME = "tiny"
 TEXT_KEYS = ("uid", "url", "text", "original_width", "original_height")
 
@@ -112,7 +112,7 @@ def write_shards(out: Path, world: dict, shard_size: int, image_ext: str, metada
     from tqdm import tqdm
 
     from harness.core.manifest import sha256_file
-    from harness.pool import write_metadata, write_stats
+    from harness.pool.format import write_metadata, write_stats
 
     n = len(world["captions"])
     uids = world.get("uids")
@@ -183,7 +183,7 @@ def train_reference(data: Path, out: Path, seed: int, conf: dict, work: Path) ->
     """Train the reference CLIP through `harness train`'s launcher; keep only its weights in ``out``."""
     import torch
 
-    from harness.train import train
+    from harness.train.launch import train
 
     opts: dict[str, Any] = {"num_checkpoints": 1}
     if conf["reference_samples"]:
@@ -221,7 +221,7 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
     """Write the tiny world (pool + eval suite); returns the summary (also in ``pool.json``)."""
     import pyarrow.parquet as pq
 
-    from harness.featurize import featurize
+    from harness.pool.featurize import featurize
     from harness.core.manifest import atomic_dir, fingerprint, input_identity, write_manifest
 
     pool_dir = Path(pool_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.world import render, scenes, tario, vocab
+from harness.pool.world import render, scenes, tario, vocab
 
 OBJ_TEMPLATES = ("a photo of a {c}.", "a picture of a {c}.", "an image showing a {c}.", "a {c}.")
 COLOR_TEMPLATES = ("a photo of a {c} shape.", "a {c} shape.", "a picture of a {c} shape.")

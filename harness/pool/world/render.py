@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.world import vocab
+from harness.pool.world import vocab
 
 SUPERSAMPLE = 4
 SPRITE_SIZES_32 = (9, 11, 13, 14, 18, 22)       # object diameters at 32 px, scaled with image size

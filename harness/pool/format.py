@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.core.errors import HarnessError
-from harness.uids import hex_to_pairs
+from harness.pool.uids import hex_to_pairs
 
 SHARD_PATTERN = "{:08d}.tar"
 STATS_PATTERN = "{:08d}_stats.json"

@@ -1,4 +1,4 @@
-"""The training process: ``python -m harness.openclip_entry RUN.json`` (its ``args``) or ``ARGS...``.
+"""The training process: ``python -m harness.train.entry RUN.json`` (its ``args``) or ``ARGS...``.
 
 It is open_clip's own ``open_clip_train.main`` with these things done first, none of which
 touches its training loop (plus :func:`_cpu_ddp`, so that DDP starts on CPU/gloo):

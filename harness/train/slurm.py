@@ -51,8 +51,8 @@ def task(args: list[str], out_dir: str, ident: dict, plan: dict, run: dict) -> d
 
     from submitit.helpers import TorchDistributedEnvironment
 
-    from harness.openclip_entry import main as entry_main
-    from harness.train import record
+    from harness.train.entry import main as entry_main
+    from harness.train.launch import record
 
     env = TorchDistributedEnvironment().export()
     os.environ.setdefault("WANDB_MODE", "offline")
