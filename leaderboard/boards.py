@@ -95,11 +95,19 @@ def _stats(values: list) -> tuple[float, float | None] | None:
     return float(np.mean(values)), (float(np.std(values, ddof=1)) if len(values) > 1 else None)
 
 
+def aggregate_names(doc: dict) -> list[str]:
+    """Aggregates that at least one entry reports (null everywhere means the suite has none)."""
+    names = dict.fromkeys(k for e in doc["entries"] for k, v in e["aggregates"].items() if v is not None)
+    return [n for n in names if n != "Average"] + ["Average"]
+
+
+def task_keys(doc: dict) -> list[str]:
+    return list(dict.fromkeys(k for e in doc["entries"] for k in e["tasks"]))
+
+
 def methods(doc: dict) -> list[dict[str, Any]]:
     """One row per (board, method name), best mean Average first: its entries, seeds, mean subset
     size, and mean ± sd over seeds of every aggregate and task (sd None with one seed)."""
-    from leaderboard.table import aggregate_names, task_keys
-
     groups: dict[tuple[str, str], list[dict]] = {}
     for e in doc["entries"]:
         groups.setdefault((board_of(e), e["method_name"]), []).append(e)

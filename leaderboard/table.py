@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from harness.core.errors import HarnessError
-from leaderboard.boards import BASELINE, board_of, method_label, method_ranks, methods
+from leaderboard.boards import BASELINE, aggregate_names, board_of, method_label, method_ranks, methods, task_keys
 from harness.core.labels import entry_spec, spec_label
 from leaderboard.store import entry_key, ranks
 
@@ -50,16 +50,6 @@ BASE_COLUMNS = (
     Column("size", lambda e, r: e["subset"]["size"] if e["subset"] else None, True),
     Column("seed", lambda e, r: e["seed"], True),
 )
-
-
-def aggregate_names(doc: dict) -> list[str]:
-    """Aggregates that at least one entry reports (null everywhere means the suite has none)."""
-    names = dict.fromkeys(k for e in doc["entries"] for k, v in e["aggregates"].items() if v is not None)
-    return [n for n in names if n != "Average"] + ["Average"]
-
-
-def task_keys(doc: dict) -> list[str]:
-    return list(dict.fromkeys(k for e in doc["entries"] for k in e["tasks"]))
 
 
 def columns(doc: dict, tasks: bool = False) -> list[Column]:
