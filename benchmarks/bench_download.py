@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from harness.pool.config import PoolDownloadConfig
 
 
 def _images(k: int = 8) -> list[bytes]:
@@ -75,8 +76,7 @@ def main() -> None:
         from harness.pool.download import download_pool
 
         t0 = time.perf_counter()
-        s = download_pool(root / "meta", root / "pool", processes=args.processes, threads=args.threads,
-                          shard_size=1000, min_free_mb=0)
+        s = download_pool(PoolDownloadConfig(metadata_dir=root / "meta", pool_dir=root / "pool", processes=args.processes, threads=args.threads, shard_size=1000, min_free_mb=0))
         a = time.perf_counter() - t0
         t0 = time.perf_counter()
         got = sum(len(urllib.request.urlopen(u, timeout=10).read()) > 0 for u in urls)

@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from harness.reshard.config import ReshardConfig
 
 N_SHARDS, PER_SHARD, IMAGE_BYTES, FRACTION = 10, 10_000, 25_000, 0.30
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "datacomp-harness" / "bench_reshard"
@@ -117,7 +118,7 @@ def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
 def run_harness(pool: Path, subset: Path, out: Path) -> int:
     from harness.reshard.plan import reshard
 
-    return reshard(pool, subset, out, workers=2)["n_samples"]
+    return reshard(ReshardConfig(pool_dir=pool, subset=subset, out_dir=out, workers=2))["n_samples"]
 
 
 def run_cat(shards: list[Path]) -> int:

@@ -30,6 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from harness.train.config import TrainConfig
+from tracks.config import ScaleConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -140,7 +142,7 @@ def main() -> None:
         epochs = min(recipe.num_checkpoints, a.steps)
         opts.update(train_num_samples=a.steps * recipe.batch_size, allow_off_recipe=True, num_checkpoints=epochs)
     opts["log_every_n_steps"] = max(1, min(20, (a.steps or 100) // 10))
-    doc = train(a.scale, shards, work / "real", **opts)
+    doc = train(TrainConfig(scale=ScaleConfig(a.scale), data=shards, out_dir=work / "real", **opts))
     real_rates = logged_rates(next((work / "real").glob("*/out.log")))
     real_med = statistics.median(real_rates)
     synth_med, synth_wall = synthetic_baseline(doc["args"], work / "synthetic", doc.get("threads"))

@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from harness.core.errors import HarnessError
+from evals.config import EvalDownloadConfig
 
 WANTED = ["classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt", "test/*"]
 # Kinds with no Hub repo in the harness's layout: the command that writes their task folder.
@@ -73,11 +74,11 @@ def download_task(repo: str, dest: str | Path, revision: str = "main", workers: 
     return {"repo": repo, "files": len(listing), "bytes": sum(f.size for f in listing)}
 
 
-def main(cfg) -> int:
+def main(cfg: EvalDownloadConfig) -> int:
     """Download the suite's tasks (those with a Hub repo) into ``data_dir``."""
     from evals.registry import load_suite, select
 
-    tasks = select(load_suite(str(cfg.suite)), list(cfg.tasks) if cfg.get("tasks") else None)
+    tasks = select(load_suite(str(cfg.suite)), list(cfg.tasks) if cfg.tasks else None)
     failed = 0
     for task in tasks:
         if not task.hub:

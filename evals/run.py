@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from evals.config import EvalConfig, EvalListConfig
 
 RESULTS = "eval_results.jsonl"
 SCORES = "scores.json"
@@ -248,15 +249,15 @@ def resolve_checkpoint(checkpoint: str, model: str | None, scale: str | None) ->
     return ckpt, arch, suite
 
 
-def main(cfg) -> int:
+def main(cfg: EvalConfig) -> int:
     """``harness eval checkpoint=C scale=S data_dir=D out_dir=E [tasks=[...]]``."""
-    scale = cfg.scale.name if "scale" in cfg and cfg.scale else None
-    ckpt, arch, default_suite = resolve_checkpoint(str(cfg.checkpoint), cfg.get("model"), scale)
-    tasks = cfg.get("tasks")
+    scale = cfg.scale.name
+    ckpt, arch, default_suite = resolve_checkpoint(str(cfg.checkpoint), cfg.model, scale)
+    tasks = cfg.tasks
     if isinstance(tasks, str):
         tasks = [t for t in tasks.split(",") if t]
-    suite = cfg.get("suite") or default_suite
-    data_dir = cfg.get("data_dir") or default_data_dir(suite, int(cfg.get("world_seed") or 0))
+    suite = cfg.suite or default_suite
+    data_dir = cfg.data_dir or default_data_dir(suite, int(cfg.world_seed))
     scores = evaluate(ckpt, arch, data_dir, cfg.out_dir, tasks=list(tasks) if tasks else None, suite=suite, batch_size=int(cfg.batch_size), workers=int(cfg.workers),
                       device=str(cfg.device), stream=bool(cfg.stream), progress=bool(cfg.progress),
                       text_cache=bool(cfg.text_cache), overwrite=bool(cfg.overwrite))
@@ -277,7 +278,7 @@ def print_scores(scores: dict) -> None:
         print(f"{name:>22}: {shown}")
 
 
-def list_main(cfg) -> int:
+def list_main(cfg: EvalListConfig) -> int:
     """``harness eval list suite=datacomp|tiny [format=json]``: the registry as a table or JSON."""
     from dataclasses import asdict
 

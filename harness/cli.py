@@ -1,9 +1,12 @@
 """``harness <command> key=value ...``: Hydra-composed configs from ``conf/``, one entry point.
 
-Group choices (``scale=``, ``track=``, ``filter=``, ``eval=``) are checked before composing so
-that a typo gives one clear line with close matches. ``filter=<anything else>`` (a plugin name
-or ``file.py:func``) becomes ``filter=plugin filter.name=<it>``; ``filter.<param>=v`` may add
-keys a filter's YAML does not list.
+Each command's config is a dataclass (its schema, named in :data:`harness.commands.COMMANDS`)
+registered in Hydra's ConfigStore; ``conf/cmd_*.yaml`` only choose group members. Hydra refuses a
+key the schema lacks (reworded here with close matches) and the command receives the schema's
+instance. Group choices (``scale=``, ``track=``, ``filter=``, ``eval=``) are checked before
+composing so that a typo gives one clear line with close matches. ``filter=<anything else>`` (a
+plugin name or ``file.py:func``) becomes ``filter=plugin filter.name=<it>``; ``filter.<param>=v``
+may add keys a filter's YAML does not list (the filter's signature checks them).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Sequence
 from harness.commands import COMMANDS, Command
 from harness.core.errors import HarnessError
 from harness.core.paths import conf_dir, group_options
+from harness.core.schema import help_lines
 
 GROUPS = ("scale", "track", "filter", "eval")
-ADDABLE_PREFIXES = ("filter.", "train.", "world.")
+ADDABLE_PREFIXES = ("filter.",)  # open mappings: a filter's parameters are its function's
 OUTPUT_KEYS = ("out_dir", "out", "work_dir")  # folders (or files) a command writes
 
 
@@ -55,6 +59,25 @@ def rewrite_overrides(overrides: Sequence[str]) -> list[str]:
 KEY_ALIASES = {"data_dir": "eval_dir", "eval_dir": "data_dir", "out": "out_dir", "out_dir": "out"}
 
 
+def register_schema(config_name: str) -> type:
+    """Store the command's dataclass in Hydra's ConfigStore as ``schema_<config>`` (the name its
+    YAML's defaults list starts with); returns the class."""
+    from hydra.core.config_store import ConfigStore
+
+    cmd = next(c for c in COMMANDS.values() if c.config == config_name)
+    module, name = cmd.schema.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    ConfigStore.instance().store(name=f"schema_{config_name}", node=cls)
+    return cls
+
+
+def load_config(config_name: str, overrides: Sequence[str] = ()) -> object:
+    """The command's typed config object, composed as the CLI does (for Python callers and tests)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_object(compose(config_name, overrides))
+
+
 def compose(config_name: str, overrides: Sequence[str], command: str = ""):
     """Compose a command's config with Hydra's compose API (no working-dir change, no outputs/)."""
     from hydra import compose as hydra_compose
@@ -62,23 +85,50 @@ def compose(config_name: str, overrides: Sequence[str], command: str = ""):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    register_schema(config_name)
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             try:
                 return hydra_compose(config_name=config_name, overrides=rewrite_overrides(overrides))
             except HydraException as exc:
-                unknown = re.match(r"Could not override '([^'.]+)'", str(exc))
+                unknown = re.match(r"Could not (?:override|append to config\. An item is already at) '([^']+)'",
+                                   str(exc))
                 if unknown is None:
                     raise
-                keys = list(hydra_compose(config_name=config_name))
-                raise HarnessError(_unknown_key(unknown.group(1), keys, command or config_name)) from None
+                key = unknown.group(1)
+                raise HarnessError(_unknown_key(key, _sibling_keys(hydra_compose(config_name=config_name), key),
+                                                command or config_name)) from None
     except (HydraException, OmegaConfBaseException) as exc:
-        raise HarnessError(str(exc).splitlines()[0]) from None
+        raise HarnessError(_override_error(exc)) from None
+
+
+def _override_error(exc: BaseException) -> str:
+    """One line: a value the schema's type refuses names the key and the type (Hydra's own
+    message says only 'Error merging override')."""
+    first = str(exc).splitlines()[0]
+    cause = exc.__cause__
+    if first.startswith("Error merging override") and cause is not None:
+        lines = str(cause).splitlines()
+        key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.strip().startswith("full_key:")), "")
+        return f"{first.removeprefix('Error merging override ')}: {lines[0]}" + (f" (key {key})" if key else "")
+    return first
+
+
+def _sibling_keys(cfg, key: str) -> list[str]:
+    """The dotted keys beside ``key`` in the composed config (``train.threds`` → train.*)."""
+    parent, _, _ = key.rpartition(".")
+    node = cfg
+    for part in parent.split(".") if parent else []:
+        node = node.get(part) if hasattr(node, "get") else None
+    return [f"{parent}.{k}" if parent else str(k) for k in node] if hasattr(node, "keys") else []
 
 
 def _unknown_key(key: str, keys: list[str], command: str) -> str:
     alias = KEY_ALIASES.get(key)
-    near = [alias] if alias in keys else difflib.get_close_matches(key, keys, n=3)
+    parent, _, leaf = key.rpartition(".")
+    leaves = [k.rpartition(".")[2] for k in keys]  # siblings share the parent: match on the last part
+    near = [alias] if alias in keys else [f"{parent}.{m}" if parent else m
+                                          for m in difflib.get_close_matches(leaf, leaves, n=3)]
     hint = f"; did you mean {', '.join(near)}?" if near else ""
     return f"harness {command} has no key {key!r}{hint} (harness {command} --help lists its keys)"
 
@@ -120,11 +170,12 @@ def run_command(argv: Sequence[str]) -> int:
     want_help = any(a in ("-h", "--help") for a in rest)
     show_cfg = "--cfg" in rest
     overrides = [a for a in rest if a not in ("-h", "--help", "--cfg", "job")]
+    schema = register_schema(cmd.config)
     cfg = compose(cmd.config, overrides, " ".join(key))
     if want_help or show_cfg:
         if want_help:
             print(f"harness {' '.join(key)}: {cmd.help}\n\nkeys (??? = required):")
-        print(_to_yaml(cfg))
+        print(annotate(_to_yaml(cfg), help_lines(schema)) if want_help else _to_yaml(cfg))
         return 0
     missing = _missing_keys(cfg)
     if missing:
@@ -132,12 +183,28 @@ def run_command(argv: Sequence[str]) -> int:
                            f"(e.g. {missing[0]}=...; see harness {' '.join(key)} --help)")
     module, func = cmd.target.split(":")
     new = new_output_paths(cfg)
+    from omegaconf import OmegaConf
+
     try:
-        status = getattr(importlib.import_module(module), func)(cfg)
+        status = getattr(importlib.import_module(module), func)(OmegaConf.to_object(cfg))
     except HarnessError:
         remove_empty(new)
         raise
     return int(status or 0)
+
+
+def annotate(text: str, helps: dict[str, str]) -> str:
+    """The composed YAML with each key's help (from its schema field) as a trailing comment."""
+    out, path = [], []
+    for line in text.splitlines():
+        m = re.match(r"^( *)([\w.-]+):", line)
+        if m:
+            depth = len(m.group(1)) // 2
+            path = path[:depth] + [m.group(2)]
+            note = helps.get(".".join(path))
+            line = f"{line:<40} # {note}" if note else line
+        out.append(line)
+    return "\n".join(out)
 
 
 def new_output_paths(cfg) -> list[Path]:

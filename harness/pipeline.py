@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from harness.core.errors import HarnessError
 from harness.core.manifest import sha256_json
+from harness.config import RunConfig
 from harness.core.paths import cache_dir, world_dir_name
+from harness.core.schema import delta, plain
+from harness.reshard.config import ReshardConfig
+from harness.train.config import TrainConfig, TrainOptions
 
 RUN_JSON = "run.json"
 SAY = "[harness run]"
@@ -31,9 +35,9 @@ TODO, DONE, RESUME = "todo", "done", "resume"
 
 @dataclass
 class Ctx:
-    """What every stage needs: the composed config (as a plain dict) and the resolved paths."""
+    """What every stage needs: the typed config and the resolved paths."""
 
-    cfg: dict[str, Any]
+    cfg: RunConfig
     work: Path
     pool_dir: Path
     eval_dir: Path
@@ -63,6 +67,13 @@ def say(stage: str, text: str) -> None:
 
 
 # --- before any work: everything that is refused, reading only --------------------------------------
+
+def record_config(cfg: RunConfig) -> dict[str, Any]:
+    """The config as run.json records it: world and train as what was changed from their
+    defaults (so spelling a default out changes nothing), the track's name and rule always."""
+    return {**plain(cfg), "track": delta(cfg.track, keep=("name", "subset_of_pool")), "world": delta(cfg.world),
+            "train": delta(cfg.train)}
+
 
 def run_fingerprint(cfg: dict[str, Any]) -> str:
     return sha256_json({k: v for k, v in cfg.items() if k not in NEUTRAL_KEYS})
@@ -105,12 +116,12 @@ def _save(work: Path, doc: dict[str, Any]) -> None:
     tmp.replace(work / RUN_JSON)
 
 
-def resolve_board(cfg: dict[str, Any]) -> Path:
+def resolve_board(cfg: RunConfig) -> Path:
     """The leaderboard folder the entry goes to: ``leaderboard_dir``, else the user's board; the
     committed reference board is refused (it changes only by an explicit `leaderboard add`)."""
     from leaderboard.store import is_reference_dir, user_board_dir
 
-    given = cfg.get("leaderboard_dir")
+    given = cfg.leaderboard_dir
     board = Path(given).expanduser().resolve() if given else user_board_dir()
     if is_reference_dir(board):
         raise HarnessError(f"the reference board {board} is read-only for harness run; leave leaderboard_dir unset "
@@ -125,40 +136,40 @@ def finished_pool(pool_dir: Path) -> bool:
         any((pool_dir / "metadata").glob("*.parquet")) and any((pool_dir / "shards").glob("*.tar")))
 
 
-def resolve_world(cfg: dict[str, Any]) -> tuple[Path, Path, bool]:
+def resolve_world(cfg: RunConfig) -> tuple[Path, Path, bool]:
     """(pool_dir, eval_dir, cached): the given pool, or the cached tiny world for this world seed.
 
     A given pool_dir that is not a finished pool is refused: the tiny world is made there only
     with make_world=true and an explicit eval_dir, so nothing lands where the user did not say."""
-    tiny = cfg["scale"]["name"] == "tiny"
-    if cfg.get("pool_dir"):
-        pool = Path(cfg["pool_dir"]).expanduser().resolve()
-        evals = Path(cfg["eval_dir"]).expanduser().resolve() if cfg.get("eval_dir") else pool.parent / "evalsets"
+    tiny = cfg.scale.name == "tiny"
+    if cfg.pool_dir:
+        pool = Path(cfg.pool_dir).expanduser().resolve()
+        evals = Path(cfg.eval_dir).expanduser().resolve() if cfg.eval_dir else pool.parent / "evalsets"
         if not finished_pool(pool):
             if not tiny:
                 raise HarnessError(f"pool_dir {pool} is not a finished pool (no pool.json); only the tiny world "
                                    "is made on demand (scale=tiny make_world=true)")
-            if not (cfg.get("make_world") and cfg.get("eval_dir")):
+            if not (cfg.make_world and cfg.eval_dir):
                 raise HarnessError(f"pool_dir {pool} is not a finished pool (no pool.json); pass make_world=true "
                                    "to make the tiny world there, with eval_dir=<where the eval suite goes>")
         return pool, evals, False
     if not tiny:
-        raise HarnessError(f"scale={cfg['scale']['name']} needs pool_dir= (and eval_dir=): only the tiny world is made on demand")
-    root = cache_dir() / world_dir_name(cfg["world_seed"], cfg.get("pool_size"), cfg.get("world") or {})
-    evals = Path(cfg["eval_dir"]).expanduser().resolve() if cfg.get("eval_dir") else root / "evalsets"
+        raise HarnessError(f"scale={cfg.scale.name} needs pool_dir= (and eval_dir=): only the tiny world is made on demand")
+    root = cache_dir() / world_dir_name(cfg.world_seed, cfg.pool_size, delta(cfg.world))
+    evals = Path(cfg.eval_dir).expanduser().resolve() if cfg.eval_dir else root / "evalsets"
     return root / "pool", evals, True
 
 
-def prepare(cfg: dict[str, Any]) -> tuple[Ctx, dict[str, Any] | None]:
+def prepare(cfg: RunConfig) -> tuple[Ctx, dict[str, Any] | None]:
     """Every refusal, before anything is written; returns the context and the run.json to continue."""
-    work = Path(cfg["work_dir"]).expanduser().resolve()
-    if cfg["track"]["name"] == "filtering":
+    work = Path(cfg.work_dir).expanduser().resolve()
+    if cfg.track.name == "filtering":
         from harness.filters.spec import build
 
-        build(dict(cfg["filter"]))  # a bad filter spec fails now, not after the world and the pool
+        build(dict(cfg.filter))  # a bad filter spec fails now, not after the world and the pool
     board = resolve_board(cfg)
     pool_dir, eval_dir, cached = resolve_world(cfg)
-    prev = check_work_dir(work, cfg)
+    prev = check_work_dir(work, record_config(cfg))
     return Ctx(cfg, work, pool_dir, eval_dir, board, cached), prev
 
 
@@ -176,11 +187,7 @@ def _older(path: Path, than: Path) -> bool:
 
 
 def cfg_scale(ctx: Ctx) -> str:
-    return ctx.cfg["scale"]["name"]
-
-
-def train_opts(ctx: Ctx) -> dict[str, Any]:
-    return {k: v for k, v in (ctx.cfg.get("train") or {}).items() if v is not None}
+    return ctx.cfg.scale.name
 
 
 def suite_of(ctx: Ctx) -> str:
@@ -202,8 +209,7 @@ def probe_pool(ctx: Ctx) -> Probe:
 def stage_pool(ctx: Ctx) -> dict[str, Any]:
     from harness.pool.world.make import make_world
 
-    knobs = {k: v for k, v in (ctx.cfg.get("world") or {}).items() if v is not None}
-    make_world(ctx.pool_dir, ctx.eval_dir, seed=ctx.cfg["world_seed"], pool_size=ctx.cfg.get("pool_size"), **knobs)
+    make_world(ctx.pool_dir, ctx.eval_dir, seed=ctx.cfg.world_seed, pool_size=ctx.cfg.pool_size, world=ctx.cfg.world)
     return {"made": str(ctx.pool_dir), "eval_dir": str(ctx.eval_dir)}
 
 
@@ -218,9 +224,9 @@ def probe_filter(ctx: Ctx) -> Probe:
 def stage_filter(ctx: Ctx) -> dict[str, Any]:
     from harness.filters import run_filter
 
-    return run_filter(ctx.pool_dir, dict(ctx.cfg["filter"]), ctx.work / "filter" / "subset.npy",
-                      workers=ctx.cfg["workers"], engine=ctx.cfg.get("engine", "local"), seed=ctx.cfg["seed"],
-                      ray_address=ctx.cfg.get("ray_address"))
+    return run_filter(ctx.pool_dir, dict(ctx.cfg.filter), ctx.work / "filter" / "subset.npy",
+                      workers=ctx.cfg.workers, engine=ctx.cfg.engine, seed=ctx.cfg.seed,
+                      ray_address=ctx.cfg.ray_address)
 
 
 def _shards_done(man: dict[str, Any] | None) -> str | None:
@@ -247,9 +253,10 @@ def probe_reshard(ctx: Ctx) -> Probe:
 def stage_reshard(ctx: Ctx) -> dict[str, Any]:
     from harness.reshard.plan import reshard
 
-    return reshard(ctx.pool_dir, ctx.work / "filter" / "subset.npy", ctx.work / "reshard",
-                   workers=ctx.cfg["workers"], engine=ctx.cfg.get("engine", "local"),
-                   strict=ctx.cfg["track"].get("subset_of_pool", True), ray_address=ctx.cfg.get("ray_address"))
+    c = ctx.cfg
+    return reshard(ReshardConfig(track=c.track, pool_dir=str(ctx.pool_dir), subset=str(ctx.work / "filter" / "subset.npy"),
+                                 out_dir=str(ctx.work / "reshard"), workers=c.workers, engine=c.engine,
+                                 strict=c.track.subset_of_pool, ray_address=c.ray_address, progress=False))
 
 
 def probe_byod(ctx: Ctx) -> Probe:
@@ -261,30 +268,36 @@ def stage_byod(ctx: Ctx) -> dict[str, Any]:
     """BYOD track: the training data is built from the track's sources instead of filter+reshard."""
     from harness.reshard.byod import build_byod
 
-    track = ctx.cfg["track"]
-    return build_byod(track.get("sources") or [], ctx.work / "reshard", work_dir=track.get("work_dir"),
-                      workers=ctx.cfg["workers"], engine=ctx.cfg.get("engine", "local"),
-                      download=track.get("download"), ray_address=ctx.cfg.get("ray_address"))
+    c = ctx.cfg
+    return build_byod(ReshardConfig(track=c.track, out_dir=str(ctx.work / "reshard"), workers=c.workers,
+                                    engine=c.engine, ray_address=c.ray_address, progress=False))
 
 
 def probe_train(ctx: Ctx) -> Probe:
-    from harness.train.launch import TRAIN_JSON, checkpoint_dir, resolve, start_epoch
+    from harness.train.launch import checkpoint_dir, resolve, start_epoch
+    from harness.train.record import TRAIN_JSON
 
     out = ctx.work / "train"
     info = _json(out / TRAIN_JSON)
     shards = _json(ctx.work / "reshard" / "manifest.json") or {}
     if info and info.get("data_manifest_hash") in (shards.get("output_hash"), shards.get("fingerprint")):
         return Probe(DONE, f"checkpoint {Path(info['checkpoint']).name}")
-    recipe, run, _ = resolve(cfg_scale(ctx), train_opts(ctx))
+    recipe, run, _ = resolve(cfg_scale(ctx), ctx.cfg.train)
     epochs = start_epoch(checkpoint_dir(out, recipe))
-    return Probe(RESUME, f"epoch {epochs} of {run['num_checkpoints']}") if epochs else Probe(TODO)
+    return Probe(RESUME, f"epoch {epochs} of {run.num_checkpoints}") if epochs else Probe(TODO)
 
 
 def stage_train(ctx: Ctx) -> dict[str, Any]:
     from harness.train.launch import train
 
-    return train(cfg_scale(ctx), ctx.work / "reshard", ctx.work / "train", seed=ctx.cfg["seed"],
-                 live=f"{SAY} train:", **train_opts(ctx))
+    return train(train_config(ctx), live=f"{SAY} train:")
+
+
+def train_config(ctx: Ctx, **changes: Any) -> TrainConfig:
+    """The `harness train` config of this run's train stage (``changes``: e.g. dry_run=True)."""
+    opts = {f.name: getattr(ctx.cfg.train, f.name) for f in fields(TrainOptions)}
+    return TrainConfig(**{**opts, **changes}, scale=ctx.cfg.scale, data=str(ctx.work / "reshard"),
+                       out_dir=str(ctx.work / "train"), seed=ctx.cfg.seed)
 
 
 def probe_eval(ctx: Ctx) -> Probe:
@@ -310,20 +323,20 @@ def stage_eval(ctx: Ctx) -> dict[str, Any]:
 
 
 def method_name(ctx: Ctx) -> str:
-    return ctx.cfg.get("method_name") or ctx.cfg["filter"].get("name", "filter")
+    return ctx.cfg.method_name or ctx.cfg.filter.get("name", "filter")
 
 
 def board_file(ctx: Ctx) -> Path:
     from leaderboard.store import leaderboard_path
 
-    return leaderboard_path(ctx.board, ctx.cfg["track"]["name"], cfg_scale(ctx))
+    return leaderboard_path(ctx.board, ctx.cfg.track.name, cfg_scale(ctx))
 
 
 def probe_leaderboard(ctx: Ctx) -> Probe:
     from leaderboard.store import entry_id, read_document
 
     path = board_file(ctx)
-    eid = entry_id(method_name(ctx), ctx.cfg["seed"])
+    eid = entry_id(method_name(ctx), ctx.cfg.seed)
     sha = (_json(ctx.work / "eval" / "scores.json") or {}).get("checkpoint_sha256")
     try:
         doc = read_document(path)
@@ -339,13 +352,13 @@ def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
     from leaderboard.store import AlreadyOnBoard, add_entry, entry_from_run, entry_id
 
     path = str(board_file(ctx))
-    eid = entry_id(method_name(ctx), ctx.cfg["seed"])
+    eid = entry_id(method_name(ctx), ctx.cfg.seed)
     if json.loads((ctx.work / "train" / "train.json").read_text()).get("off_recipe"):
         return {"status": "not entered", "id": eid, "board": None,
                 "reason": "off-recipe training: its scores are reported here, only the fixed recipe is ranked"}
     subset = _json(ctx.work / "filter" / "subset.json") or {}
     try:
-        entry = entry_from_run(ctx.work, method_name(ctx), ctx.cfg["track"]["name"], cfg_scale(ctx),
+        entry = entry_from_run(ctx.work, method_name(ctx), ctx.cfg.track.name, cfg_scale(ctx),
                                reference=not subset.get("eligible", True))
         return {"status": "entered", "id": add_entry(ctx.board, entry), "board": path}
     except AlreadyOnBoard:
@@ -371,7 +384,7 @@ TRACK_STAGES: dict[str, tuple[Stage, ...]] = {
 
 def run_stages(ctx: Ctx, doc: dict[str, Any]) -> dict[str, Any]:
     """Each stage in order: its status line, then its work unless its probe says it is done."""
-    for stage in TRACK_STAGES[ctx.cfg["track"]["name"]]:
+    for stage in TRACK_STAGES[ctx.cfg.track.name]:
         probe = stage.probe(ctx)
         say(stage.name, status_text(probe))
         prev = doc["stages"].get(stage.name) or {}
@@ -390,10 +403,11 @@ def run_stages(ctx: Ctx, doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run every stage in order, recording each one's wall time and status in run.json."""
+def run(cfg: RunConfig) -> dict[str, Any]:
+    """Run every stage in order, recording each one's wall time and status in run.json; returns
+    run.json's content (the Python API of ``harness run``: ``harness.run(RunConfig(...))``)."""
     ctx, prev = prepare(cfg)
-    return run_stages(ctx, open_work_dir(ctx.work, cfg, prev))
+    return run_stages(ctx, open_work_dir(ctx.work, record_config(cfg), prev))
 
 
 # --- what is printed ---------------------------------------------------------------------------------
@@ -404,10 +418,10 @@ def train_args(ctx: Ctx) -> list[str]:
 
     data, out = ctx.work / "reshard", ctx.work / "train"
     if (data / "manifest.json").is_file():
-        return train(cfg_scale(ctx), data, out, seed=ctx.cfg["seed"], **{**train_opts(ctx), "dry_run": True})["args"]
-    recipe, run_opts, _ = resolve(cfg_scale(ctx), train_opts(ctx))
-    return build_args(recipe, run_opts, f"<the shards the reshard stage writes to {data}>", out, ctx.cfg["seed"],
-                      recipe.batch_size // run_opts["accum_freq"])
+        return train(train_config(ctx, dry_run=True))["args"]
+    recipe, run_opts, _ = resolve(cfg_scale(ctx), ctx.cfg.train)
+    return build_args(recipe, run_opts, f"<the shards the reshard stage writes to {data}>", out, ctx.cfg.seed,
+                      recipe.batch_size // run_opts.accum_freq)
 
 
 def print_plan(ctx: Ctx) -> None:
@@ -415,7 +429,7 @@ def print_plan(ctx: Ctx) -> None:
     print(f"{SAY} dry run: nothing is run or written")
     rows = [("work_dir", ctx.work), ("pool_dir", ctx.pool_dir), ("eval_dir", ctx.eval_dir),
             ("board", board_file(ctx))]
-    rows += [(s.name, status_text(s.probe(ctx), dry_run=True)) for s in TRACK_STAGES[ctx.cfg["track"]["name"]]]
+    rows += [(s.name, status_text(s.probe(ctx), dry_run=True)) for s in TRACK_STAGES[ctx.cfg.track.name]]
     rows.append(("train args", " ".join(["open_clip_train.main", *train_args(ctx)])))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -432,7 +446,7 @@ def standing(ctx: Ctx, lb: dict[str, Any]) -> str:
         return "not on the board"
     from leaderboard.boards import load_boards, standing_line
 
-    return standing_line(load_boards(ctx.cfg["track"]["name"], cfg_scale(ctx), ctx.board), lb["id"])
+    return standing_line(load_boards(ctx.cfg.track.name, cfg_scale(ctx), ctx.board), lb["id"])
 
 
 def summary_rows(ctx: Ctx, doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -471,7 +485,7 @@ def print_summary(ctx: Ctx, doc: dict[str, Any]) -> None:
     from rich.table import Table
 
     cfg = ctx.cfg
-    table = Table(title=f"harness run: {cfg['track']['name']} / {cfg_scale(ctx)} / {method_name(ctx)}")
+    table = Table(title=f"harness run: {cfg.track.name} / {cfg_scale(ctx)} / {method_name(ctx)}")
     table.add_column("")
     table.add_column("value")
     for key, value in summary_rows(ctx, doc):
@@ -480,16 +494,13 @@ def print_summary(ctx: Ctx, doc: dict[str, Any]) -> None:
     print("\n".join(summary_notes(ctx, doc["stages"]["leaderboard"]["result"])), flush=True)
 
 
-def main(cfg) -> int:
+def main(cfg: RunConfig) -> int:
     """CLI: exit 0 when the entry is on the board (now or before) or not for the board by rule
     (off-recipe); 1 when the board refused it, after the summary."""
-    from omegaconf import OmegaConf
-
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    ctx, prev = prepare(plain)
-    if plain.get("dry_run"):
+    ctx, prev = prepare(cfg)
+    if cfg.dry_run:
         print_plan(ctx)
         return 0
-    doc = run_stages(ctx, open_work_dir(ctx.work, plain, prev))
+    doc = run_stages(ctx, open_work_dir(ctx.work, record_config(cfg), prev))
     print_summary(ctx, doc)
     return 1 if doc["stages"]["leaderboard"]["result"]["status"] == "refused" else 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from leaderboard.config import AddConfig, BoardConfig, CompareConfig, RenderConfig, ShowConfig
 
 PIPED_WIDTH = 120  # piped output with no $COLUMNS: wide enough for the tables, not one endless line
 TEXT_MIN = 10  # narrowest a folding text column (method, id, filter) gets
@@ -21,19 +22,10 @@ TEXT_COLUMNS = ("id", "method", "filter")
 IN_THE_ID = ("method", "seed")  # columns show leaves out: the id names both (and yours:<id> marks your rows)
 
 
-def _need(cfg, command: str, *keys: str) -> None:
-    """Required keys (``???`` in the YAML) named in one line instead of an OmegaConf traceback."""
-    from omegaconf import OmegaConf
-
-    missing = [k for k in keys if OmegaConf.is_missing(cfg, k)]
-    if missing:
-        raise HarnessError(f"harness leaderboard {command} needs {', '.join(k + '=...' for k in missing)}")
-
-
-def _boards(cfg) -> dict:
+def _boards(cfg: BoardConfig) -> dict:
     from leaderboard.boards import load_boards
 
-    return load_boards(cfg.track.name, cfg.scale.name, cfg.get("leaderboard_dir"))
+    return load_boards(cfg.track.name, cfg.scale.name, cfg.leaderboard_dir)
 
 
 def terminal_width() -> int:
@@ -114,10 +106,10 @@ def _ci_footer(notes: list[str], n_boot: int, level: float, computed: bool = Tru
     return lines + [f"— {n}" for n in notes]
 
 
-def _deltas(doc: dict, cfg) -> dict | None:
+def _deltas(doc: dict, cfg: ShowConfig) -> dict | None:
     from leaderboard.compare import method_deltas
 
-    if not cfg.get("ci", True):
+    if not cfg.ci:
         return None
     return method_deltas(doc, n_boot=int(cfg.n_boot), level=float(cfg.level), announce=announce_resamples)
 
@@ -138,7 +130,7 @@ def board_files(doc: dict) -> str:
     return f"boards: reference {doc['boards']['reference']}; yours {state}"
 
 
-def show(cfg) -> int:
+def show(cfg: ShowConfig) -> int:
     """Print the per-method table, then the per-seed rows (``sort=``, ``tasks=true``, ``details=true``)."""
     from leaderboard import table as lbtable
     from leaderboard.boards import boards_text
@@ -165,7 +157,7 @@ def show(cfg) -> int:
     con.print(stability_line(doc))
     for note in doc["notes"]:
         con.print(f"note: {note}")
-    if cfg.get("details"):
+    if cfg.details:
         print_details(doc)
     return 0
 
@@ -187,11 +179,10 @@ def _ci_text(ci: list[float] | None, beyond: bool | None) -> str:
     return f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" + (" *" if beyond else "")
 
 
-def compare(cfg) -> int:
+def compare(cfg: CompareConfig) -> int:
     """Task-by-task deltas of a over b (entries, or methods paired by seed) with paired bootstrap CIs."""
     from leaderboard.compare import compare_entries
 
-    _need(cfg, "compare", "a", "b")
     doc = _boards(cfg)
     res = compare_entries(doc, str(cfg.a), str(cfg.b), n_boot=int(cfg.n_boot), seed=int(cfg.seed),
                           level=float(cfg.level))
@@ -223,16 +214,15 @@ def compare(cfg) -> int:
     con.print(title)
     for table, _ in tables:
         con.print(table)
-    if cfg.get("json_out"):
+    if cfg.json_out:
         Path(cfg.json_out).write_text(json.dumps(res, indent=2))
     return 0
 
 
-def render(cfg) -> int:
+def render(cfg: RenderConfig) -> int:
     """Write the static HTML page, Markdown and figures into ``out``."""
     from leaderboard.render import render as render_doc
 
-    _need(cfg, "render", "out")
     doc = _boards(cfg)
     written = render_doc(doc, cfg.out, sort=cfg.sort, n_boot=int(cfg.n_boot), level=float(cfg.level),
                          announce=announce_resamples)
@@ -248,14 +238,13 @@ def _default_method_name(run_dir: Path) -> str:
         return run_dir.name
 
 
-def add(cfg) -> int:
+def add(cfg: AddConfig) -> int:
     """Add a finished run to the user's board (or ``leaderboard_dir``); every refusal names its reason."""
     from leaderboard.boards import load_boards, standing_line
     from leaderboard.store import AlreadyOnBoard, add_entry, entry_from_run, leaderboard_path, user_board_dir
 
-    _need(cfg, "add", "run_dir")
     track, scale = cfg.track.name, cfg.scale.name
-    board_dir = Path(cfg.leaderboard_dir) if cfg.get("leaderboard_dir") is not None else user_board_dir()
+    board_dir = Path(cfg.leaderboard_dir) if cfg.leaderboard_dir is not None else user_board_dir()
     run_dir = Path(cfg.run_dir)
     if not run_dir.is_dir():
         raise HarnessError(f"run_dir {run_dir} is not a directory")

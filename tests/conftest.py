@@ -12,6 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from harness.pool.config import WorldConfig
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -59,8 +61,8 @@ def small_metadata(tmp_path: Path) -> Path:
 
 
 # A small tiny world for tests (same shares as the default; a 2-step reference model, off-recipe).
-TINY_WORLD_ARGS = {"seed": 0, "pool_size": 2000, "reference_size": 1000, "reference_samples": 256,
-                   "eval_per_class": 10, "shard_size": 800}
+TINY_WORLD_KNOBS = {"reference_size": 1000, "reference_samples": 256, "eval_per_class": 10, "shard_size": 800}
+TINY_WORLD_ARGS = {"seed": 0, "pool_size": 2000, "world": WorldConfig(**TINY_WORLD_KNOBS)}
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,12 @@ from PIL import Image
 
 from conftest import make_uids
 from harness.reshard.byod import build_byod, parse_source
-from harness.cli import compose
+from harness.cli import load_config
 from harness.core.errors import HarnessError
 from harness.pool.uids import hex_to_pairs, write_subset
 from test_download import TIMEOUT, server, write_metadata  # noqa: F401  (server is a fixture)
+from harness.reshard.config import ReshardConfig
+from tracks.config import TrackConfig
 
 
 def _jpeg(i: int) -> bytes:
@@ -87,8 +89,7 @@ def test_mixed_sources(tmp_path, external, server):
     pq.write_table(pq.read_table(meta / "00000000.parquet").drop_columns(["uid"]), meta / "00000000.parquet")
     out = tmp_path / "out"
     sources = [f"pool:{pool}@{tmp_path / 'sub.npy'}", f"shards:{external}", f"parquet:{meta / '00000000.parquet'}"]
-    man = build_byod(sources, out, shard_size=8, workers=2,
-                     download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})
+    man = build_byod(ReshardConfig(out_dir=out, shard_size=8, workers=2, track=TrackConfig(sources=sources, download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})))
     samples = out_samples(out)
     uids = [u for u, _ in samples]
     assert len(uids) == len(set(uids)) == man["n_samples"] == 4 + 5 + 3 + 6
@@ -104,17 +105,16 @@ def test_mixed_sources(tmp_path, external, server):
     assert [s["n_samples"] for s in man["shards"]] == [8, 8, 2]
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["sources"] == man["sources"] and on_disk["subset_sha256"]
-    again = build_byod(sources, out, shard_size=8, workers=2,
-                       download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})
+    again = build_byod(ReshardConfig(out_dir=out, shard_size=8, workers=2, track=TrackConfig(sources=sources, download={"processes": 1, "threads": 4, "timeout": TIMEOUT, "caption_col": "caption"})))
     assert again["skipped"] and out_samples(out) == samples
 
 
 def test_external_shards_alone_from_cli_keys(tmp_path, external):
     """The track's keys compose with `harness reshard track=byod` and drive the builder."""
-    from harness.reshard.byod import main
+    from harness.reshard.command import main
 
     out = tmp_path / "out"
-    cfg = compose("cmd_reshard", ["track=byod", f"track.sources=[shards:{external}/*.tar]", f"out_dir={out}",
+    cfg = load_config("cmd_reshard", ["track=byod", f"track.sources=[shards:{external}/*.tar]", f"out_dir={out}",
                                   "shard_size=3", "workers=1"])
     assert main(cfg) == 0
     man = json.loads((out / "manifest.json").read_text())
@@ -137,5 +137,5 @@ def test_bad_source_specs(spec, message):
 def test_source_without_complete_samples(tmp_path):
     write_tar(tmp_path / "ext" / "a.tar", [{"__key__": "k", "txt": b"caption but no image"}])
     with pytest.raises(HarnessError, match=r"no complete sample \(image \+ .txt caption\)"):
-        build_byod([f"shards:{tmp_path / 'ext'}"], tmp_path / "out")
+        build_byod(ReshardConfig(out_dir=tmp_path / "out", track=TrackConfig(sources=[f"shards:{tmp_path / 'ext'}"])))
     assert not (tmp_path / "out").exists()

@@ -28,6 +28,7 @@ from PIL import Image
 from conftest import REPO, make_uids
 from harness.pool.download import download_pool
 from harness.core.errors import HarnessError
+from harness.pool.config import PoolDownloadConfig
 
 # kind -> how many rows of that kind (per parquet file, two files)
 KINDS = {"ok": 100, "slow": 8, "missing": 20, "corrupt": 12, "hang": 3, "unreachable": 5}
@@ -124,7 +125,7 @@ def shard_uids(shards_dir: Path) -> list[str]:
 def test_download_counts_and_layout(tmp_path, server):
     meta, good = write_metadata(tmp_path / "meta", server.server_address[1])
     pool = tmp_path / "pool"
-    summary = download_pool(meta, pool, processes=1, threads=16, timeout=TIMEOUT, shard_size=100)
+    summary = download_pool(PoolDownloadConfig(metadata_dir=meta, pool_dir=pool, processes=1, threads=16, timeout=TIMEOUT, shard_size=100))
     per_file = sum(KINDS.values())
     assert summary["count"] == 2 * per_file
     assert summary["successes"] == len(good) == 2 * (KINDS["ok"] + KINDS["slow"])
@@ -141,7 +142,7 @@ def test_download_counts_and_layout(tmp_path, server):
         sizes = [Image.open(tf.extractfile(m)).size for m in tf if m.name.endswith(".jpg")]
     assert max(max(s) for s in sizes) == 512 and (32, 32) in sizes
     # a rerun finds everything done and downloads nothing
-    again = download_pool(meta, pool, processes=1, threads=16, timeout=TIMEOUT, shard_size=100)
+    again = download_pool(PoolDownloadConfig(metadata_dir=meta, pool_dir=pool, processes=1, threads=16, timeout=TIMEOUT, shard_size=100))
     assert again["this_run"]["successes"] == 0 and again["successes"] == summary["successes"]
 
 
@@ -232,11 +233,11 @@ def _fill_and_resume(tmp_path: Path, disk: Path, server, match: str, **opts) -> 
     pool = disk / "pool"
     opts = dict(processes=1, threads=4, shard_size=25, timeout=TIMEOUT, resize_mode="no", **opts)
     with pytest.raises(HarnessError, match=match):
-        download_pool(meta, pool, **opts)
+        download_pool(PoolDownloadConfig(metadata_dir=meta, pool_dir=pool, **opts))
     _check_done_shards_whole(pool / "shards")
     assert not json.loads((pool / "download.json").read_text())["complete"]
     subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-    summary = download_pool(meta, pool, **opts)
+    summary = download_pool(PoolDownloadConfig(metadata_dir=meta, pool_dir=pool, **opts))
     assert summary["complete"] and summary["successes"] == 300
     assert sorted(shard_uids(pool / "shards")) == sorted(good)
 
@@ -262,7 +263,7 @@ def test_bad_uid_is_refused_before_it_lands(tmp_path):
     pq.write_table(pa.table({"uid": uids, "url": ["http://127.0.0.1:9/a.jpg"] * 3, "text": ["a"] * 3}),
                    meta / "a.parquet")
     with pytest.raises(HarnessError, match=r"a.parquet, row 1: uid 'not-a-uid' is not 32 lower-case hex"):
-        download_pool(meta, tmp_path / "pool")
+        download_pool(PoolDownloadConfig(metadata_dir=meta, pool_dir=tmp_path / "pool"))
     assert not list((tmp_path / "pool" / "metadata").glob("*.parquet"))
     with pytest.raises(HarnessError, match="has no \\*.parquet files"):
-        download_pool(tmp_path / "pool" / "metadata", tmp_path / "pool2")
+        download_pool(PoolDownloadConfig(metadata_dir=tmp_path / "pool" / "metadata", pool_dir=tmp_path / "pool2"))

@@ -9,6 +9,8 @@ import pytest
 
 from evals.registry import load_suite
 from evals.run import evaluate
+from harness.train.config import RecipeFields, TrainConfig
+from tracks.config import ScaleConfig
 
 
 def reference_model(pool_dir: Path) -> tuple[Path, str]:
@@ -33,8 +35,7 @@ def test_trained_tiny_checkpoint_beats_chance(tiny_world, tmp_path):
     and check every tiny task's main metric is above chance."""
     from harness.train.launch import train
 
-    info = train("tiny", tiny_world["pool_dir"] / "reference" / "shards", tmp_path / "train",
-                 allow_off_recipe=True, train_num_samples=16384)
+    info = train(TrainConfig(scale=ScaleConfig("tiny"), data=tiny_world["pool_dir"] / "reference" / "shards", out_dir=tmp_path / "train", allow_off_recipe=True, recipe=RecipeFields(train_num_samples=16384)))
     scores = evaluate(info["checkpoint"], info["model"], tiny_world["eval_dir"], tmp_path / "eval", progress=False)
     rows = {r["key"]: r["metrics"] for r in map(json.loads, (tmp_path / "eval" / "eval_results.jsonl").read_text().splitlines())}
     for task in load_suite("tiny"):

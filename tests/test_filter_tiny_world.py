@@ -17,6 +17,7 @@ from harness.filters import run_filter
 from harness.filters.report import defect_metrics
 from harness.filters.text import languages
 from harness.pool.uids import hex_to_pairs, isin, read_subset
+from harness.pool.config import WorldConfig
 
 FAST = {"no_filter": "no_filter", "random": "random", "basic": "basic", "clip_score": "clip_score",
         "text_based": "text_based", "dedup": "dedup", "oracle": "oracle"}
@@ -153,8 +154,7 @@ def test_precision_oracle_beats_clip_score_beats_no_filter(tmp_path):
     from harness.pool.world.make import make_world
 
     pool = tmp_path / "pool"
-    make_world(pool, tmp_path / "evalsets", seed=0, pool_size=3000, shard_size=1000, reference_size=2000,
-               reference_samples=8000, eval_per_class=10)
+    make_world(pool, tmp_path / "evalsets", seed=0, pool_size=3000, world=WorldConfig(shard_size=1000, reference_size=2000, reference_samples=8000, eval_per_class=10))
     precision = {}
     for name in ("oracle", "clip_score", "no_filter"):
         run_filter(pool, name, tmp_path / f"{name}.npy")

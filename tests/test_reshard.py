@@ -14,6 +14,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.reshard.plan import reshard
 from harness.pool.uids import hex_to_pairs, pairs_to_hex, read_subset, sort_pairs, write_subset
+from harness.reshard.config import ReshardConfig
 
 
 def uid_of(shard: int, k: int) -> str:
@@ -88,8 +89,8 @@ def pool(tmp_path: Path) -> tuple[Path, dict[str, bytes], Path]:
 
 def test_workers_1_and_2_write_identical_readable_shards(pool, tmp_path):
     root, images, subset = pool
-    m1 = reshard(root, subset, tmp_path / "o1", workers=1, shard_size=5)
-    m2 = reshard(root, subset, tmp_path / "o2", workers=2, shard_size=5)
+    m1 = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o1", workers=1, shard_size=5))
+    m2 = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o2", workers=2, shard_size=5))
     assert outputs(tmp_path / "o1") == outputs(tmp_path / "o2")
     assert m1["shards"] == m2["shards"] and m1["n_samples"] == 12 and len(m1["shards"]) == 3
     samples = read_webdataset(tmp_path / "o2")
@@ -115,7 +116,7 @@ def test_workers_1_and_2_write_identical_readable_shards(pool, tmp_path):
 
 def test_output_order_follows_input_order_and_tarfile_reads_it(pool, tmp_path):
     root, images, subset = pool
-    reshard(root, subset, tmp_path / "o", shard_size=100)
+    reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o", shard_size=100))
     with tarfile.open(tmp_path / "o" / "00000000.tar") as tar:
         names = tar.getnames()
         assert all(m.mtime == 0 and m.mode == 0o444 for m in tar.getmembers())
@@ -127,17 +128,17 @@ def test_output_order_follows_input_order_and_tarfile_reads_it(pool, tmp_path):
 def test_finished_run_is_skipped_other_subset_refused_overwrite_clears(pool, tmp_path):
     root, images, subset = pool
     out = tmp_path / "o"
-    reshard(root, subset, out, shard_size=5)
+    reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=out, shard_size=5))
     before = (out / "00000000.tar").stat().st_mtime_ns
-    again = reshard(root, subset, out, shard_size=5)
+    again = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=out, shard_size=5))
     assert again["skipped"] and (out / "00000000.tar").stat().st_mtime_ns == before
     other = make_subset(tmp_path / "other.npy", list(images)[:3])
     with pytest.raises(HarnessError, match="other inputs or settings.*overwrite=true"):
-        reshard(root, other, out, shard_size=5)
+        reshard(ReshardConfig(pool_dir=root, subset=other, out_dir=out, shard_size=5))
     with pytest.raises(HarnessError, match="overwrite=true"):
-        reshard(root, subset, out, shard_size=4)  # other settings, same subset
+        reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=out, shard_size=4))  # other settings, same subset
     (out / "stale.tar").write_bytes(b"junk")
-    man = reshard(root, other, out, shard_size=5, overwrite=True)
+    man = reshard(ReshardConfig(pool_dir=root, subset=other, out_dir=out, shard_size=5, overwrite=True))
     assert man["n_samples"] == 3 and not (out / "stale.tar").exists()
     assert sorted(p.name for p in out.glob("*.tar")) == ["00000000.tar"]
 
@@ -147,7 +148,7 @@ def test_foreign_files_in_out_dir_are_refused(pool, tmp_path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "00000007.tar").write_bytes(b"old")
     with pytest.raises(HarnessError, match="not this reshard's output"):
-        reshard(root, subset, tmp_path / "o")
+        reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o"))
 
 
 def test_strict_missing_uids_error_only_in_filtering_track(pool, tmp_path, cli):
@@ -166,7 +167,7 @@ def test_many_missing_uids_go_to_a_subset_file(tmp_path):
     make_pool(tmp_path / "pool", n_shards=1, per_shard=3)
     absent = [hashlib.md5(f"absent{i}".encode()).hexdigest() for i in range(1001)]
     subset = make_subset(tmp_path / "s.npy", absent + [uid_of(0, 1)])
-    man = reshard(tmp_path / "pool", subset, tmp_path / "o")
+    man = reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "o"))
     assert man["n_samples"] == 1 and man["missing_uids"] == {"count": 1001, "file": "missing_uids.npy"}
     listed = set(pairs_to_hex(read_subset(tmp_path / "o" / man["missing_uids"]["file"])))
     assert listed == set(absent)
@@ -174,10 +175,10 @@ def test_many_missing_uids_go_to_a_subset_file(tmp_path):
 
 def test_shuffle_is_seeded_and_keeps_the_same_samples(pool, tmp_path):
     root, _, subset = pool
-    plain = reshard(root, subset, tmp_path / "p", shard_size=100)
-    a = reshard(root, subset, tmp_path / "a", shard_size=5, shuffle=True, seed=1, workers=1)
-    b = reshard(root, subset, tmp_path / "b", shard_size=5, shuffle=True, seed=1, workers=2)
-    c = reshard(root, subset, tmp_path / "c", shard_size=100, shuffle=True, seed=2)
+    plain = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "p", shard_size=100))
+    a = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "a", shard_size=5, shuffle=True, seed=1, workers=1))
+    b = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "b", shard_size=5, shuffle=True, seed=1, workers=2))
+    c = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "c", shard_size=100, shuffle=True, seed=2))
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b") and a["config"]["shuffle"]
     keys = [s["__key__"] for s in read_webdataset(tmp_path / "c")]
     plain_keys = [s["__key__"] for s in read_webdataset(tmp_path / "p")]
@@ -185,22 +186,23 @@ def test_shuffle_is_seeded_and_keeps_the_same_samples(pool, tmp_path):
     assert c["n_samples"] == plain["n_samples"] == 12
 
 
-def test_bare_shards_directory_and_unknown_option(pool, tmp_path):
+def test_bare_shards_directory_and_unknown_option(pool, tmp_path, cli):
     root, _, subset = pool
-    man = reshard(root / "shards", subset, tmp_path / "o")
+    man = reshard(ReshardConfig(pool_dir=root / "shards", subset=subset, out_dir=tmp_path / "o"))
     assert man["n_samples"] == 12
-    with pytest.raises(HarnessError, match="unknown reshard option"):
-        reshard(root, subset, tmp_path / "x", shard_sise=3)
+    res = cli("reshard", f"pool_dir={root}", f"subset={subset}", f"out_dir={tmp_path / 'x'}", "shard_sise=3")
+    assert res.returncode == 2 and "harness reshard has no key 'shard_sise'; did you mean shard_size?" in res.stderr
+    assert not (tmp_path / "x").exists()
     with pytest.raises(HarnessError, match="holds no \\*.tar"):
-        reshard(tmp_path, subset, tmp_path / "y")
+        reshard(ReshardConfig(pool_dir=tmp_path, subset=subset, out_dir=tmp_path / "y"))
 
 
 def test_unfinished_run_of_other_inputs_is_refused(pool, tmp_path):
     root, images, subset = pool
     with pytest.raises(HarnessError, match="strict=true"):  # stops after indexing, leaving its work dir
-        reshard(root, subset, tmp_path / "o", strict=True)
+        reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o", strict=True))
     assert (tmp_path / "o" / ".reshard" / "state.json").is_file()
     other = make_subset(tmp_path / "other.npy", list(images)[:2])
     with pytest.raises(HarnessError, match="an unfinished reshard of other inputs"):
-        reshard(root, other, tmp_path / "o")
-    assert reshard(root, subset, tmp_path / "o")["n_samples"] == 12  # same inputs: resumes
+        reshard(ReshardConfig(pool_dir=root, subset=other, out_dir=tmp_path / "o"))
+    assert reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o"))["n_samples"] == 12  # same inputs: resumes

@@ -12,6 +12,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.reshard.plan import reshard
 from test_reshard import make_subset, read_webdataset, sample, uid_of, write_tar
+from harness.reshard.config import ReshardConfig
 
 GOOD = 4  # good samples in each of the two shards
 
@@ -84,7 +85,7 @@ def test_bad_input_is_counted_skipped_and_refused_when_strict(tmp_path, kind):
     written, n_planted = plant(tmp_path / "pool", kind)
     uids = [uid_of(s, k) for s in range(2) for k in range(GOOD)]
     subset = make_subset(tmp_path / "s.npy", uids)
-    man = reshard(tmp_path / "pool", subset, tmp_path / "o", workers=1)
+    man = reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "o", workers=1))
     counts = man["bad_input"]
     assert counts[kind] == n_planted, counts
     others = {k: n for k, n in counts.items() if n and k != kind and k != "stats_mismatch"}
@@ -97,14 +98,14 @@ def test_bad_input_is_counted_skipped_and_refused_when_strict(tmp_path, kind):
     if kind in ("truncated_tar", "corrupt_header"):
         assert man["missing_uids"]["count"] == 2 * GOOD - written
     with pytest.raises(HarnessError, match=f"strict=true and the pool has bad input: .*{kind}"):
-        reshard(tmp_path / "pool", subset, tmp_path / "strict", workers=1, strict=True)
+        reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "strict", workers=1, strict=True))
     assert not list((tmp_path / "strict").glob("*.tar"))
 
 
 def test_duplicate_uid_is_written_once_from_the_first_shard(tmp_path):
     plant(tmp_path / "pool", "duplicate_uid")
     subset = make_subset(tmp_path / "s.npy", [uid_of(0, 2)])
-    man = reshard(tmp_path / "pool", subset, tmp_path / "o")
+    man = reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "o"))
     (only,) = read_webdataset(tmp_path / "o")
     assert man["n_samples"] == 1 and man["bad_input"]["duplicate_uid"] == 1
     assert only["jpg"] == dict(sample("000000002", uid_of(0, 2)))["000000002.jpg"]
@@ -118,7 +119,7 @@ def test_empty_and_garbage_shards_are_truncated_not_fatal(tmp_path):
     (shards / "00000001.tar").write_bytes(b"")
     (shards / "00000002.tar").write_bytes(b"this is not a tar file at all" * 40)
     subset = make_subset(tmp_path / "s.npy", [uid_of(0, k) for k in range(GOOD)])
-    man = reshard(tmp_path / "pool", subset, tmp_path / "o")
+    man = reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "o"))
     assert man["n_samples"] == GOOD
     assert man["bad_input"]["truncated_tar"] == 1 and man["bad_input"]["corrupt_header"] == 1
     assert man["bad_input"]["stats_missing"] == 3

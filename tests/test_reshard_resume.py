@@ -14,6 +14,7 @@ import pytest
 from harness.reshard.plan import reshard
 from harness.reshard.tasks import STALL_ENV
 from test_reshard import make_pool, make_subset, outputs
+from harness.reshard.config import ReshardConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,7 +48,7 @@ def job(tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
     """4 input shards; 20 selected samples → output shards of 7, 7, 6; plus the uninterrupted output."""
     images = make_pool(tmp_path / "pool", n_shards=4, per_shard=10)
     subset = make_subset(tmp_path / "s.npy", [u for i, u in enumerate(images) if i % 2 == 0])
-    reshard(tmp_path / "pool", subset, tmp_path / "ref", shard_size=7, workers=1)
+    reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "ref", shard_size=7, workers=1))
     return tmp_path / "pool", subset, outputs(tmp_path / "ref")
 
 
@@ -116,7 +117,7 @@ def test_sigkill_at_arbitrary_moments_then_rerun_is_identical(tmp_path):
     """Timing kills (no hook) at growing delays into the work, each run resuming the last, until one finishes."""
     images = make_pool(tmp_path / "pool", n_shards=12, per_shard=200, size=25_000)
     subset = make_subset(tmp_path / "s.npy", [u for i, u in enumerate(images) if i % 3])
-    reshard(tmp_path / "pool", subset, tmp_path / "ref", shard_size=40, workers=1)
+    reshard(ReshardConfig(pool_dir=tmp_path / "pool", subset=subset, out_dir=tmp_path / "ref", shard_size=40, workers=1))
     out = tmp_path / "o"
     states = []
     for extra in [0.03 * k for k in range(60)]:

@@ -14,6 +14,7 @@ from harness.reshard import tarscan
 from harness.core.errors import HarnessError
 from harness.reshard.plan import reshard
 from test_reshard import make_subset, read_webdataset, uid_of, write_tar
+from harness.reshard.config import ReshardConfig
 
 NAMES = ["a.jpg", "a.json", "x" * 150 + ".txt", "é.txt", "d/" * 60 + "p.txt", "dir/", "q/" * 50 + "long.txt"]
 
@@ -103,7 +104,7 @@ def test_blur_blurs_only_boxed_images_and_counts_missing_metadata(tmp_path):
                       "face_bboxes": pa.array(boxes, pa.list_(pa.list_(pa.float64())))})
     write_metadata(root / "metadata" / "00000000.parquet", table)
     subset = make_subset(tmp_path / "s.npy", uids)
-    man = reshard(root, subset, tmp_path / "o", blur=True)
+    man = reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o", blur=True))
     assert man["blurred"] == 1 and man["bad_input"]["blur_metadata_missing"] == 1 and man["config"]["blur"]
     samples = {s["__key__"]: s for s in read_webdataset(tmp_path / "o")}
     assert "webp" in samples[uids[0]] and "jpg" not in samples[uids[0]]
@@ -116,4 +117,4 @@ def test_blur_blurs_only_boxed_images_and_counts_missing_metadata(tmp_path):
     assert np.abs(after[:10, :10] - before[:10, :10]).mean() < 8  # far corner: only re-encoding noise
     write_metadata(root / "metadata" / "00000000.parquet", table.drop_columns(["face_bboxes"]))
     with pytest.raises(HarnessError, match="blur=true needs the face_bboxes column"):
-        reshard(root, subset, tmp_path / "o2", blur=True)
+        reshard(ReshardConfig(pool_dir=root, subset=subset, out_dir=tmp_path / "o2", blur=True))

@@ -17,8 +17,8 @@ import pytest
 from harness.reshard.tasks import STALL_ENV
 from leaderboard.store import REFERENCE_DIR
 
-FAST_TRAIN = ("train.allow_off_recipe=true", "train.train_num_samples=1024", "train.batch_size=64",
-              "train.warmup=4", "train.num_checkpoints=1")
+FAST_TRAIN = ("train.allow_off_recipe=true", "train.recipe.train_num_samples=1024", "train.recipe.batch_size=64",
+              "train.recipe.warmup=4", "train.num_checkpoints=1")
 LIVE = re.compile(r"\[harness run\] train: epoch 1/1 step \d+/16, [\d,]+ samples/s, loss \d+\.\d{4}, ETA \d+:\d\d")
 
 

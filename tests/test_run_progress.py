@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.train.config import TrainOptions
 from harness.train.launch import default_log_every, follow, live_text, parse_log_line, resolve
 from leaderboard.store import REFERENCE_DIR, user_board_dir
 from tracks.recipes import get_recipe
@@ -103,11 +104,11 @@ def test_follow_on_a_terminal_redraws_one_line(tmp_path):
 
 def test_default_log_frequency_is_a_run_option_not_the_recipe():
     recipe = get_recipe("tiny")  # 16,384 samples an epoch of batch 128: 128 steps, a line every 5
-    _, run, off = resolve("tiny", {})
-    assert run["log_every_n_steps"] == default_log_every(recipe, run) == 5 and not off
-    assert resolve("tiny", {"log_every_n_steps": 50})[1]["log_every_n_steps"] == 50
-    _, small, _ = resolve("small", {})  # 625 steps an epoch: 25 lines; large scales stay at open_clip's 100
-    assert small["log_every_n_steps"] == 25 and resolve("xlarge", {})[1]["log_every_n_steps"] == 100
+    _, run, off = resolve("tiny")
+    assert run.log_every_n_steps == default_log_every(recipe, run) == 5 and not off
+    assert resolve("tiny", TrainOptions(log_every_n_steps=50))[1].log_every_n_steps == 50
+    _, small, _ = resolve("small")  # 625 steps an epoch: 25 lines; large scales stay at open_clip's 100
+    assert small.log_every_n_steps == 25 and resolve("xlarge")[1].log_every_n_steps == 100
 
 
 # --- refused before anything is written ---------------------------------------------------------

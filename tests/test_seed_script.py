@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from harness.cli import compose
+from harness.cli import load_config
 from harness.pipeline import resolve_board
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,17 +25,17 @@ def test_run_command_writes_a_scratch_board_in_the_work_folder(tmp_path):
     seed = _script()
     cmd = seed.run_command("clip_score_0.3", ("filter=clip_score", "filter.fraction=0.3"), 2, tmp_path)
     assert cmd[:4] == [sys.executable, "-m", "harness", "run"]
-    cfg = compose("cmd_run", cmd[4:])
-    assert (cfg.filter.name, cfg.filter.fraction, cfg.seed, cfg.method_name) == ("clip_score", 0.3, 2, "clip_score_0.3")
+    cfg = load_config("cmd_run", cmd[4:])
+    assert (cfg.filter["name"], cfg.filter["fraction"], cfg.seed, cfg.method_name) == ("clip_score", 0.3, 2, "clip_score_0.3")
     assert cfg.work_dir == str(tmp_path / "clip_score_0.3-seed2") and cfg.leaderboard_dir == str(tmp_path / "board")
-    assert resolve_board({"leaderboard_dir": cfg.leaderboard_dir}) == tmp_path / "board"  # not refused
+    assert resolve_board(cfg) == tmp_path / "board"  # not refused
 
 
 def test_add_command_adds_to_the_reference_board_explicitly(tmp_path):
     seed = _script()
     ref = REPO / "leaderboard"
-    plain = compose("cmd_leaderboard_add", seed.add_command("basic", 1, tmp_path, ref, reference=False)[5:])
-    oracle = compose("cmd_leaderboard_add", seed.add_command("oracle", 0, tmp_path, ref, reference=True)[5:])
+    plain = load_config("cmd_leaderboard_add", seed.add_command("basic", 1, tmp_path, ref, reference=False)[5:])
+    oracle = load_config("cmd_leaderboard_add", seed.add_command("oracle", 0, tmp_path, ref, reference=True)[5:])
     assert (plain.run_dir, plain.leaderboard_dir, plain.method_name, plain.reference) == (
         str(tmp_path / "basic-seed1"), str(ref), "basic", False)
     assert (oracle.run_dir, oracle.method_name, oracle.reference) == (str(tmp_path / "oracle-seed0"), "oracle", True)

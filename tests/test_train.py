@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError
+from harness.train.config import RecipeFields, SlurmOptions, TrainConfig, TrainOptions
 from harness.train.launch import train
+from tracks.config import ScaleConfig
 from tracks.recipes import RECIPES, get_recipe, recipe_hash
 
 # a test budget (off-recipe), one CPU thread per run: the suite shares 2 cores with other tests
-SMALL = {"batch_size": 32, "train_num_samples": 512, "allow_off_recipe": True, "threads": 1}
+SMALL = {"recipe": RecipeFields(batch_size=32, train_num_samples=512), "allow_off_recipe": True, "threads": 1}
 COLOURS = ("red", "green", "blue", "yellow")
 
 
@@ -58,7 +60,7 @@ def shards(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(shards, tmp_path_factory) -> dict:
     """One real tiny training run, shared by the tests that only read its outputs."""
-    return train("tiny", shards, tmp_path_factory.mktemp("train") / "run", seed=0, **SMALL)
+    return train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path_factory.mktemp("train") / "run", seed=0, **SMALL))
 
 
 def _weights(doc: dict) -> dict:
@@ -83,7 +85,7 @@ def _processes_mentioning(text: str) -> list[int]:
 @pytest.mark.parametrize("scale", sorted(RECIPES))
 def test_dry_run_argument_list_for_each_scale(scale, shards, tmp_path):
     r = get_recipe(scale)
-    plan = train(scale, shards, tmp_path / "run", seed=3, nproc=2, dry_run=True, workers=1)
+    plan = train(TrainConfig(scale=ScaleConfig(scale), data=shards, out_dir=tmp_path / "run", seed=3, nproc=2, dry_run=True, workers=1))
     args = plan["args"]
     value = {a: b for a, b in zip(args, args[1:]) if a.startswith("--")}
     assert plan["recipe_hash"] == recipe_hash(r) and not plan["off_recipe"]
@@ -117,11 +119,18 @@ def test_cli_refuses_recipe_override(cli, shards, tmp_path):
     assert "error: lr is fixed by the tiny recipe" in res.stderr and "allow_off_recipe=true" in res.stderr
 
 
+def test_cli_refuses_an_unknown_key_by_the_schema(cli, shards, tmp_path):
+    res = cli("train", f"data={shards}", f"out_dir={tmp_path / 'r'}", "grad_clip_norm=1.0", "recipe.lrr=0.1")
+    assert res.returncode == 2 and "harness train has no key 'grad_clip_norm'" in res.stderr, res.stderr
+    res = cli("train", f"data={shards}", f"out_dir={tmp_path / 'r'}", "recipe.lrr=0.1")
+    assert "has no key 'recipe.lrr'; did you mean recipe.lr?" in res.stderr, res.stderr
+
+
 def test_off_recipe_is_marked_and_hashed_differently(shards, tmp_path):
-    plan = train("tiny", shards, tmp_path, dry_run=True, lr=0.01, allow_off_recipe=True)
+    plan = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path, dry_run=True, allow_off_recipe=True, recipe=RecipeFields(lr=0.01)))
     assert plan["off_recipe"] and plan["recipe_hash"] != recipe_hash(get_recipe("tiny"))
     assert "0.01" in plan["args"]
-    same = train("tiny", shards, tmp_path, dry_run=True, lr=get_recipe("tiny").lr)
+    same = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path, dry_run=True, recipe=RecipeFields(lr=get_recipe("tiny").lr)))
     assert not same["off_recipe"]
 
 
@@ -129,34 +138,33 @@ def test_off_recipe_is_marked_and_hashed_differently(shards, tmp_path):
     ({"scale": "huge"}, "unknown scale 'huge'"),
     ({"nproc": 3}, "global batch 128 does not divide over 3 process"),
     ({"workers": 3, "nproc": 2}, "4 shard\\(s\\) for 3 worker\\(s\\) × 2 process\\(es\\) = 6 readers"),
-    ({"batch_size": 512, "allow_off_recipe": True}, "holds 256 samples, fewer than one global batch \\(512\\)"),
+    ({"recipe": RecipeFields(batch_size=512), "allow_off_recipe": True},
+     "holds 256 samples, fewer than one global batch \\(512\\)"),
     ({"precision": "amp"}, "precision 'amp' is not allowed at scale tiny"),
     ({"logger": "mlflow"}, "unknown logger 'mlflow'"),
-    ({"grad_clip_norm": 1.0}, "unknown train option\\(s\\) grad_clip_norm"),
 ])
 def test_bad_requests_are_refused_before_training(shards, tmp_path, kwargs, message):
     kwargs = {"scale": "tiny", **kwargs}
     with pytest.raises(HarnessError, match=message):
-        train(kwargs.pop("scale"), shards, tmp_path / "run", **kwargs)
+        train(TrainConfig(scale=ScaleConfig(kwargs.pop("scale")), data=shards, out_dir=tmp_path / "run", **kwargs))
     assert not (tmp_path / "run").exists()
 
 
 def test_bad_data_dirs_are_refused(tmp_path, shards):
     with pytest.raises(HarnessError, match="no manifest.json"):
-        train("tiny", tmp_path, tmp_path / "run")
+        train(TrainConfig(scale=ScaleConfig("tiny"), data=tmp_path, out_dir=tmp_path / "run"))
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "manifest.json").write_text(json.dumps({"n_samples": 0, "shards": []}))
     with pytest.raises(HarnessError, match="holds no shards"):
-        train("tiny", empty, tmp_path / "run")
+        train(TrainConfig(scale=ScaleConfig("tiny"), data=empty, out_dir=tmp_path / "run"))
     (empty / "manifest.json").write_text(json.dumps({"n_samples": 64, "shards": [{"name": "00000000.tar"}]}))
     with pytest.raises(HarnessError, match="shard 00000000.tar listed in manifest.json is missing"):
-        train("tiny", empty, tmp_path / "run")
+        train(TrainConfig(scale=ScaleConfig("tiny"), data=empty, out_dir=tmp_path / "run"))
 
 
 def test_slurm_job_is_generated_without_submitting(shards, tmp_path):
-    done = train("tiny", shards, tmp_path / "run", nproc=2, nnodes=2, workers=1, launcher="slurm",
-                 slurm={"submit": False, "partition": "gpu", "cpus_per_task": 4})
+    done = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path / "run", nproc=2, nnodes=2, workers=1, launcher="slurm", slurm=SlurmOptions(submit=False, partition="gpu", cpus_per_task=4)))
     script = Path(done["sbatch"]).read_text()
     assert not done["submitted"] and done["world_size"] == 4
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --gpus-per-node=2",
@@ -187,18 +195,18 @@ def test_finished_run_is_not_retrained(tiny_run, shards):
     run_dir = Path(tiny_run["checkpoint"]).parents[2]
     mtime = os.path.getmtime(tiny_run["checkpoint"])
     t0 = time.time()
-    again = train("tiny", shards, run_dir, seed=0, **SMALL)
+    again = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=run_dir, seed=0, **SMALL))
     assert again == tiny_run and os.path.getmtime(tiny_run["checkpoint"]) == mtime and time.time() - t0 < 5
 
 
 def test_run_dir_of_another_recipe_is_refused_naming_both_hashes(tiny_run, shards):
     run_dir = Path(tiny_run["checkpoint"]).parents[2]
     with pytest.raises(HarnessError) as err:
-        train("tiny", shards, run_dir, seed=0, **{**SMALL, "lr": 2e-3})
+        train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=run_dir, seed=0, **{**SMALL, "recipe": RecipeFields(batch_size=32, train_num_samples=512, lr=2e-3)}))
     msg = str(err.value)
     assert tiny_run["recipe_hash"] in msg and "hash" in msg.split(tiny_run["recipe_hash"])[1]
     with pytest.raises(HarnessError, match="another seed"):
-        train("tiny", shards, run_dir, seed=1, **SMALL)
+        train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=run_dir, seed=1, **SMALL))
 
 
 def test_same_seed_gives_identical_weights_with_or_without_grad_checkpointing(tiny_run, shards, tmp_path,
@@ -210,7 +218,7 @@ def test_same_seed_gives_identical_weights_with_or_without_grad_checkpointing(ti
     from harness.train import launch as train_mod
 
     monkeypatch.setattr(train_mod, "SKIPPED_FLAGS", set())
-    again = train("tiny", shards, tmp_path / "again", seed=0, **SMALL)
+    again = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path / "again", seed=0, **SMALL))
     assert "--grad-checkpointing" in again["args"] and "--grad-checkpointing" not in tiny_run["args"]
     a, b = _weights(tiny_run), _weights(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -245,7 +253,7 @@ def test_resume_after_sigkill_reaches_the_same_sample_count(shards, tmp_path):
 
 
 def test_torchrun_two_gloo_processes(shards, tmp_path):
-    doc = train("tiny", shards, tmp_path / "run", seed=0, nproc=2, **SMALL)
+    doc = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path / "run", seed=0, nproc=2, **SMALL))
     assert doc["world_size"] == 2 and doc["per_process_batch"] == 16 and doc["samples_seen"] == 512
     log = (tmp_path / "run" / "tiny_scale" / "out.log").read_text()
     assert "Running in distributed mode with multiple processes" in log and "total 2" in log
@@ -255,10 +263,10 @@ def test_torchrun_two_gloo_processes(shards, tmp_path):
 def test_wandb_logger_is_offline_by_default(shards, tmp_path, monkeypatch):
     from harness.train.launch import _child_env, resolve
 
-    plan = train("tiny", shards, tmp_path, dry_run=True, logger="wandb")
+    plan = train(TrainConfig(scale=ScaleConfig("tiny"), data=shards, out_dir=tmp_path, dry_run=True, logger="wandb"))
     assert plan["args"][-4:] == ["--report-to", "wandb", "--wandb-project-name", "datacomp-harness"]
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    _, run, _ = resolve("tiny", {"logger": "wandb"})
+    _, run, _ = resolve("tiny", TrainOptions(logger="wandb"))
     env = _child_env(run, tmp_path, nproc=2)
     assert env["WANDB_MODE"] == "offline" and env["WANDB_DIR"] == str(tmp_path) and env["OMP_NUM_THREADS"] == "1"
     assert env.get("OMP_WAIT_POLICY", "PASSIVE") == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")

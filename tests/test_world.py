@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import TINY_WORLD_ARGS, run_cli
+from conftest import TINY_WORLD_ARGS, TINY_WORLD_KNOBS, run_cli
 from harness.core.errors import HarnessError
 from harness.pool.world import defects, render
 from harness.pool.world.evalsuite import TASKS
@@ -178,8 +178,7 @@ def test_cli_same_seed_identical_bytes_and_overwrite(tiny_world, tmp_path):
     (pool / "stray.txt").write_text("old")
     a = TINY_WORLD_ARGS
     res = run_cli("pool", "make", "scale=tiny", f"pool_dir={pool}", f"seed={a['seed']}", f"pool_size={a['pool_size']}",
-                  "overwrite=true", *(f"world.{k}={a[k]}" for k in ("reference_size", "reference_samples",
-                                                                      "eval_per_class", "shard_size")))
+                  "overwrite=true", *(f"world.{k}={v}" for k, v in TINY_WORLD_KNOBS.items()))
     assert res.returncode == 0, res.stderr
     assert "tiny world (seed 0): 2000 samples in 3 shards" in res.stdout and "mismatched" in res.stdout
     assert not (pool / "stray.txt").exists()
@@ -210,7 +209,7 @@ def test_defect_assignment_keeps_shares_at_any_size():
 @pytest.mark.parametrize("args, message", [
     (["scale=small"], "pool make only makes the tiny world"),
     (["scale=huge"], "unknown scale 'huge'"),
-    (["seed=abc"], "seed must be an integer, got 'abc'"),
+    (["seed=abc"], "seed=abc: Value 'abc' of type 'str' could not be converted to Integer (key seed)"),
     (["pool_size=5"], "pool_size must be an integer >= 100"),
     (["+world.shares.bogus=0.1"], "unknown defect(s) in shares: bogus"),
 ])
@@ -235,7 +234,7 @@ def test_refuses_non_empty_pool_dir_and_bad_dirs(tmp_path):
     with pytest.raises(HarnessError, match="must not be inside pool_dir"):
         make_world(tmp_path / "p2", eval_dir=tmp_path / "p2" / "evalsets", pool_size=200)
     with pytest.raises(HarnessError, match="unknown tiny-world knob"):
-        make_world(tmp_path / "p3", pool_sise=200)
+        world_config(pool_sise=200)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "pool"]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 import warnings
 
-from omegaconf import DictConfig, OmegaConf
+from harness.filters.config import FilterCommandConfig
 
 
-def main(cfg: DictConfig) -> int:
+def main(cfg: FilterCommandConfig) -> int:
     from harness.filters.run import run_filter
 
-    spec = OmegaConf.to_container(cfg.filter, resolve=True)
+    spec = dict(cfg.filter)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         doc = run_filter(cfg.pool_dir, spec, cfg.out, workers=int(cfg.workers), engine=cfg.engine,

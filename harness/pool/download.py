@@ -22,6 +22,7 @@ import tarfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.core.errors import HarnessError
+from harness.pool.config import DownloadOptions, PoolDownloadConfig
 from harness.pool.format import Pool
 from harness.pool.uids import hex_to_pairs
 
@@ -245,12 +247,6 @@ def _img2dataset_options(cfg: dict[str, Any], files: list[Path]) -> dict[str, An
                 bbox_col="face_bboxes" if cfg["blur_faces"] and has_boxes else None)
 
 
-DEFAULTS: dict[str, Any] = dict(processes=2, threads=32, shard_size=10000, image_size=512,
-                                resize_mode="keep_ratio_largest", resize_only_if_bigger=True, encode_format="jpg",
-                                timeout=10, retries=0, blur_faces=True, url_col="url", caption_col="text",
-                                min_free_mb=256)
-
-
 def _write_summary(pool: Pool, summary: dict[str, Any]) -> None:
     path = pool.root / SUMMARY
     tmp = path.with_name(f".{SUMMARY}.tmp")
@@ -281,16 +277,14 @@ def prepare_pool(metadata_dir: Path, pool: Pool, cfg: dict[str, Any], overwrite:
     return state
 
 
-def download_pool(metadata_dir: str | Path, pool_dir: str | Path, overwrite: bool = False, **options: Any) -> dict:
-    """Download every image named in ``metadata_dir``'s parquets into ``pool_dir`` (resumable).
+def download_pool(opts: PoolDownloadConfig) -> dict:
+    """Download every image named in ``opts.metadata_dir``'s parquets into ``opts.pool_dir`` (resumable).
 
     Returns the summary also written to ``pool_dir/download.json``; raises HarnessError when
     shards are still missing (a full disk, a crash), after which the same call resumes.
     """
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise HarnessError(f"unknown download option(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    cfg = {**DEFAULTS, **options}
+    cfg = {f.name: getattr(opts, f.name) for f in fields(DownloadOptions)}
+    pool_dir, metadata_dir, overwrite = opts.pool_dir, opts.metadata_dir, bool(opts.overwrite)
     pool = Pool(Path(pool_dir))
     state = prepare_pool(Path(metadata_dir), pool, cfg, overwrite)
     n_shards = state["shards_expected"]
@@ -328,9 +322,7 @@ def format_summary(s: dict[str, Any]) -> str:
             f"in {s['this_run']['wall_s']:.1f} s")
 
 
-def main(cfg) -> int:
+def main(cfg: PoolDownloadConfig) -> int:
     """CLI: ``harness pool download metadata_dir=M pool_dir=P [processes=..] [threads=..]``."""
-    keys = {k: cfg[k] for k in DEFAULTS if k in cfg}
-    summary = download_pool(cfg.metadata_dir, cfg.pool_dir, overwrite=bool(cfg.get("overwrite", False)), **keys)
-    print(format_summary(summary))
+    print(format_summary(download_pool(cfg)))
     return 0

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
+from harness.pool.config import PoolFeaturizeConfig
 from harness.pool.format import Pool, open_pool
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -183,20 +184,20 @@ def featurize(pool_dir: str | Path, checkpoint: str | Path, model_name: str, tag
             **totals, "score_column": score_column(tag), "wall_s": round(time.time() - t0, 2)}
 
 
-def main(cfg) -> int:
+def main(cfg: PoolFeaturizeConfig) -> int:
     """CLI: ``harness pool featurize pool_dir=P checkpoint=C [model=M] [tag=T] [batch_size=B]``."""
     from harness.core.models import model_name_of
 
     ckpt = Path(str(cfg.checkpoint))
-    model = cfg.get("model")
+    model = cfg.model
     if ckpt.is_dir():
         model = model or model_name_of(ckpt)
         ckpt = Path(json.loads((ckpt / "train.json").read_text())["checkpoint"])
     if not model:
         raise HarnessError("model= is required (the open_clip architecture of the checkpoint), "
                            "unless checkpoint= is a `harness train` out_dir")
-    res = featurize(cfg.pool_dir, ckpt, str(model), cfg.get("tag"), int(cfg.batch_size), bool(cfg.overwrite),
-                    cfg.get("threads"))
+    res = featurize(cfg.pool_dir, ckpt, str(model), cfg.tag, int(cfg.batch_size), bool(cfg.overwrite),
+                    cfg.threads)
     print(f"featurized {res['files_done_now']} file(s) ({res['files_skipped']} already done), {res['rows']} rows, "
           f"{res['missing_images']} without image → {res['score_column']}, {res['tag']}_img/_txt "
           f"in {res['wall_s']:.1f}s")

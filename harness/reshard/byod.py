@@ -21,12 +21,14 @@ import json
 import os
 import re
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from harness.core.errors import HarnessError
+from harness.reshard.config import ReshardConfig
 from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
 
 KINDS = ("shards", "parquet", "pool")
@@ -180,7 +182,12 @@ def _parquet_source(src: dict[str, str], i: int, work: Path, download: dict[str,
             link.symlink_to(path.resolve())
         path = meta
     pool_dir = work / "downloads" / f"{i:03d}"
-    summary = download_pool(path, pool_dir, **download)
+    from harness.core.schema import build
+    from harness.pool.config import PoolDownloadConfig
+
+    opts = build(PoolDownloadConfig, {**download, "metadata_dir": str(path), "pool_dir": str(pool_dir)},
+                 "track.download")
+    summary = download_pool(opts)
     shards = sorted((pool_dir / "shards").glob("*.tar"))
     uids: list[str] = []
     for status in sorted((pool_dir / "shards").glob("*.parquet")):  # img2dataset's per-sample status
@@ -225,21 +232,21 @@ def _add_sources(out: Path, sources: list[dict[str, Any]]) -> dict[str, Any]:
     return man
 
 
-def build_byod(sources: list[Any], out_dir: str | Path, work_dir: str | Path | None = None, workers: int = 2,
-               shard_size: int = 10000, engine: str = "local", ray_address: str | None = None,
-               overwrite: bool = False, download: dict[str, Any] | None = None, **reshard_opts: Any) -> dict:
-    """Build ``out_dir`` (the shards-directory contract) from ``sources``; returns its manifest.
+def build_byod(cfg: ReshardConfig) -> dict:
+    """Build ``cfg.out_dir`` (the shards-directory contract) from ``cfg.track.sources``; returns
+    its manifest.
 
-    ``work_dir`` (default: a hidden sibling of ``out_dir``) keeps downloads and rewritten shards
-    so that a rerun resumes; ``download`` passes options to :func:`harness.pool.download.download_pool`.
+    ``track.work_dir`` (default: a hidden sibling of ``out_dir``) keeps downloads and rewritten
+    shards so that a rerun resumes; ``track.download`` holds :class:`harness.pool.config.DownloadOptions`.
     """
     from harness.reshard.plan import reshard
 
-    parsed = [parse_source(s) for s in sources]
+    track, workers, engine, ray_address = cfg.track, int(cfg.workers), cfg.engine, cfg.ray_address
+    parsed = [parse_source(s) for s in track.sources]
     if not parsed:
         raise HarnessError("track=byod needs at least one source (track.sources=[shards:<dir>,parquet:<file>,...])")
-    out = Path(out_dir)
-    work = Path(work_dir) if work_dir else out.with_name(f".{out.name}.byod")
+    out = Path(cfg.out_dir)
+    work = Path(track.work_dir) if track.work_dir else out.with_name(f".{out.name}.byod")
     tars: list[Path] = []
     pairs: list[np.ndarray] = []
     records: list[dict[str, Any]] = []
@@ -248,7 +255,7 @@ def build_byod(sources: list[Any], out_dir: str | Path, work_dir: str | Path | N
             shards, selected, info = _pool_source(src)
         else:
             shards, uids, info = (_shards_source(src, i, work, engine, workers, ray_address) if src["kind"] == "shards"
-                                  else _parquet_source(src, i, work, download or {}))
+                                  else _parquet_source(src, i, work, dict(track.download or {})))
             selected = hex_to_pairs(uids, where=src["path"])
         tars += shards
         pairs.append(selected)
@@ -258,25 +265,6 @@ def build_byod(sources: list[Any], out_dir: str | Path, work_dir: str | Path | N
     keep[1:] = (union["f0"][1:] != union["f0"][:-1]) | (union["f1"][1:] != union["f1"][:-1])
     _link_inputs(work / "inputs", tars)
     subset = write_subset(work / "subset.npy", union[keep])
-    man = reshard(work / "inputs", subset, out, workers=workers, shard_size=shard_size, engine=engine,
-                  ray_address=ray_address, overwrite=overwrite, subset_of_pool=False, **reshard_opts)
+    man = reshard(replace(cfg, pool_dir=str(work / "inputs"), subset=str(subset),
+                          track=replace(track, subset_of_pool=False)))
     return {**_add_sources(out, records), "skipped": man.get("skipped", False)}
-
-
-def main(cfg: Any) -> int:
-    """``harness reshard track=byod track.sources=[...] out_dir=O``: the BYOD shards builder."""
-    from omegaconf import OmegaConf
-
-    from harness.reshard.plan import summary
-
-    track = OmegaConf.to_container(cfg.track, resolve=True)
-    man = build_byod(track.get("sources") or [], cfg.out_dir, work_dir=track.get("work_dir"),
-                     workers=int(cfg.get("workers", 2)), shard_size=int(cfg.get("shard_size", 10000)),
-                     engine=cfg.get("engine", "local"), ray_address=cfg.get("ray_address"),
-                     overwrite=bool(cfg.get("overwrite", False)), download=track.get("download") or {},
-                     progress=bool(cfg.get("progress", False)), shuffle=bool(cfg.get("shuffle", False)),
-                     seed=int(cfg.get("seed", 0)))
-    print(summary(man, cfg.out_dir))
-    for src in man["sources"]:
-        print(f"  source {src['kind']}:{src['path']}: {src['n_uids']} uid(s)")
-    return 0

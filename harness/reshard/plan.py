@@ -24,6 +24,7 @@ from harness.core.engine import map_tasks
 from harness.core.errors import HarnessError
 from harness.core.manifest import fingerprint, read_manifest, sha256_file, sha256_json, write_manifest
 from harness.pool.format import STATS_PATTERN
+from harness.reshard.config import ReshardConfig
 from harness.reshard.tasks import (BAD_KINDS, EXAMPLES_PER_KIND, index_shard, new_bad, note, uid_pairs, uids_digest,
                                    write_json_atomic, write_shard)
 from harness.pool.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_subset, sort_pairs, write_subset
@@ -31,8 +32,6 @@ from harness.pool.uids import hex_to_pairs, isin, pair_keys, pairs_to_hex, read_
 WORK = ".reshard"
 LOCK = ".reshard.lock"
 MISSING_LISTED = 1000  # more missing uids than this go to missing_uids.npy instead of the manifest
-DEFAULTS = {"engine": "local", "strict": False, "overwrite": False, "shuffle": False, "seed": 0, "blur": False,
-            "progress": False, "ray_address": None, "subset_of_pool": True}
 
 
 def input_shards(pool_dir: str | Path) -> list[Path]:
@@ -133,7 +132,7 @@ def _progress(total: int, unit: str, desc: str, enabled: bool):
                 smoothing=0.1, mininterval=0.5)
 
 
-def _index_all(shards: list[Path], work: Path, o: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+def _index_all(shards: list[Path], work: Path, o: ReshardConfig, workers: int) -> list[dict[str, Any]]:
     """Index records of every input shard: from the work dir when a previous run left them."""
     results: list[dict[str, Any] | None] = [None] * len(shards)
     tasks = []
@@ -145,9 +144,9 @@ def _index_all(shards: list[Path], work: Path, o: dict[str, Any], workers: int) 
         tasks.append({"position": i, "path": str(path), "cache": str(cache), "work": str(work),
                       "stats": str(path.with_name(STATS_PATTERN.replace("{:08d}", path.stem))),
                       "subset_keys": str(work / "subset_keys.npy")})
-    with _progress(len(shards), "shard", "index", o["progress"]) as bar:
+    with _progress(len(shards), "shard", "index", o.progress) as bar:
         bar.update(len(shards) - len(tasks))
-        for task, res in zip(tasks, map_tasks(index_shard, tasks, o["engine"], workers, o["ray_address"])):
+        for task, res in zip(tasks, map_tasks(index_shard, tasks, o.engine, workers, o.ray_address)):
             results[task["position"]] = res
             bar.update(1)
     return results  # type: ignore[return-value]
@@ -217,12 +216,12 @@ def _write_tasks(plan: dict[str, Any], shards: list[Path], out: Path, work: Path
 
 
 def _write_all(plan: dict[str, Any], shards: list[Path], out: Path, work: Path, boxes: dict[str, list] | None,
-               o: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+               o: ReshardConfig, workers: int) -> list[dict[str, Any]]:
     tasks, done = _write_tasks(plan, shards, out, work, boxes)
     total = sum(len(c) for c in plan["chunks"])
-    with _progress(total, "sample", "write", o["progress"]) as bar:
+    with _progress(total, "sample", "write", o.progress) as bar:
         bar.update(sum(r["n_samples"] for r in done.values()))
-        for rec in map_tasks(write_shard, tasks, o["engine"], workers, o["ray_address"]):
+        for rec in map_tasks(write_shard, tasks, o.engine, workers, o.ray_address):
             done[rec["index"]] = rec
             bar.update(rec["n_samples"])
     return [done[j] for j in range(len(plan["chunks"]))]
@@ -268,16 +267,16 @@ def _merge_bad(results: list[dict[str, Any]], extra: list[dict[str, Any]]) -> di
     return {"counts": counts, "examples": {k: v[:EXAMPLES_PER_KIND] for k, v in examples.items() if v}}
 
 
-def check_strict(bad: dict[str, int], examples: dict[str, list[str]], n_missing: int, o: dict[str, Any]) -> None:
+def check_strict(bad: dict[str, int], examples: dict[str, list[str]], n_missing: int, o: ReshardConfig) -> None:
     """strict=true: any bad input, or (filtering track) any subset uid missing from the pool, is an error."""
-    if not o["strict"]:
+    if not o.strict:
         return
     kinds = [k for k, n in bad.items() if n]
     if kinds:
         first = (examples.get(kinds[0]) or ["?"])[0]
         raise HarnessError(f"strict=true and the pool has bad input: {', '.join(f'{k}={bad[k]}' for k in kinds)} "
                            f"(first: {kinds[0]}: {first})")
-    if n_missing and o["subset_of_pool"]:
+    if n_missing and o.track.subset_of_pool:
         raise HarnessError(f"strict=true and {n_missing} subset uid(s) are not in the pool (filtering track)")
 
 
@@ -313,32 +312,29 @@ def _finish(out: Path, work: Path, fp: str, inputs: dict[str, str], config: dict
     return {**json.loads(path.read_text()), "skipped": False}
 
 
-def reshard(pool_dir: str | Path, subset: str | Path, out_dir: str | Path, workers: int = 2,
-            shard_size: int = 10000, **opts: Any) -> dict[str, Any]:
-    """Write the pool's samples whose uid is in ``subset`` as ``{:08d}.tar`` shards in ``out_dir``.
+def reshard(o: ReshardConfig) -> dict[str, Any]:
+    """Write the pool's samples whose uid is in ``o.subset`` as ``{:08d}.tar`` shards in ``o.out_dir``.
 
-    ``opts``: engine, strict, overwrite, shuffle, seed, blur, progress, ray_address, subset_of_pool.
     Returns the manifest, plus ``skipped`` (true when a finished run with the same inputs was found).
     """
-    unknown = sorted(set(opts) - set(DEFAULTS))
-    if unknown:
-        raise HarnessError(f"unknown reshard option(s) {', '.join(unknown)} (known: {', '.join(DEFAULTS)})")
-    o = {**DEFAULTS, **opts}
-    if int(shard_size) < 1:
+    if o.pool_dir is None or o.subset is None:
+        raise HarnessError("reshard needs pool_dir and subset")
+    pool_dir, shard_size, workers = o.pool_dir, int(o.shard_size), int(o.workers)
+    if shard_size < 1:
         raise HarnessError(f"shard_size must be at least 1, got {shard_size}")
     start = time.time()
     shards = input_shards(pool_dir)
-    subset_path = Path(subset)
+    subset_path = Path(o.subset)
     pairs = read_subset(subset_path)
-    pool = pool_identity(pool_dir, shards, bool(o["blur"]))
+    pool = pool_identity(pool_dir, shards, bool(o.blur))
     inputs = {"pool": pool["identity"], "subset": sha256_file(subset_path)}
-    config = {"shard_size": int(shard_size), "shuffle": bool(o["shuffle"]), "seed": int(o["seed"]),
-              "blur": bool(o["blur"])}
+    config = {"shard_size": int(shard_size), "shuffle": bool(o.shuffle), "seed": int(o.seed),
+              "blur": bool(o.blur)}
     fp = fingerprint(inputs, config)
-    out = Path(out_dir)
+    out = Path(o.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        man = _prepare(out, fp, bool(o["overwrite"]))
+        man = _prepare(out, fp, bool(o.overwrite))
         if man is not None:
             check_strict(man["bad_input"], man.get("bad_input_examples", {}), man["missing_uids"]["count"], o)
             return {**man, "skipped": True}
@@ -347,7 +343,7 @@ def reshard(pool_dir: str | Path, subset: str | Path, out_dir: str | Path, worke
         results = _index_all(shards, work, o, workers)
         phases["index"] = time.time() - start - sum(phases.values())
         plan = make_plan(results, pairs, int(shard_size), config["shuffle"], config["seed"])
-        boxes, extra = _blur_boxes(pool_dir, pairs, plan) if o["blur"] else (None, [])
+        boxes, extra = _blur_boxes(pool_dir, pairs, plan) if o.blur else (None, [])
         bad = _merge_bad(results, [plan["duplicates"], *extra])
         check_strict(bad["counts"], bad["examples"], len(plan["missing"]), o)
         phases["plan"] = time.time() - start - sum(phases.values())
@@ -371,26 +367,3 @@ def summary(man: dict[str, Any], out_dir: str | Path) -> str:
             first = (man["bad_input_examples"].get(kind) or ["?"])[0]
             lines.append(f"bad input: {kind}: {n} ({BAD_KINDS[kind]}; first: {first})")
     return "\n".join(lines)
-
-
-def main(cfg: Any) -> int:
-    """``harness reshard pool_dir=P subset=S.npy out_dir=O [workers=N] [shard_size=10000] ...``.
-
-    With ``track=byod track.sources=[...]`` the BYOD builder (harness.reshard.byod) gathers the inputs first.
-    """
-    track = cfg.get("track") or {}
-    if track.get("sources"):
-        from harness.reshard.byod import main as byod_main
-
-        return byod_main(cfg)
-    missing = [k for k in ("pool_dir", "subset") if not cfg.get(k)]
-    if missing:
-        raise HarnessError(f"harness reshard: missing required key(s) {', '.join(missing)} "
-                           "(or track=byod track.sources=[...])")
-    man = reshard(cfg.pool_dir, cfg.subset, cfg.out_dir, workers=int(cfg.workers), shard_size=int(cfg.shard_size),
-                  engine=cfg.engine, strict=bool(cfg.strict), overwrite=bool(cfg.overwrite),
-                  shuffle=bool(cfg.shuffle), seed=int(cfg.seed), blur=bool(cfg.blur),
-                  progress=bool(cfg.progress), ray_address=cfg.get("ray_address"),
-                  subset_of_pool=bool(track.get("subset_of_pool", True)))
-    print(summary(man, cfg.out_dir))
-    return 0

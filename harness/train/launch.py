@@ -20,54 +20,48 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.train.config import RecipeFields, TrainConfig, TrainOptions
+from harness.train.record import TRAIN_JSON, record
 from tracks.recipes import Recipe, get_recipe, recipe_hash
 
-TRAIN_JSON = "train.json"
 STARTED_JSON = "train_started.json"
 LOGGERS = {"none": [], "wandb": ["--report-to", "wandb"], "tensorboard": ["--report-to", "tensorboard"]}
-# What a user may set without leaving the recipe (DataComp's train.py exposes the same knobs).
-RUN_OPTIONS = {"workers": None, "precision": None, "device": None, "num_checkpoints": None, "accum_freq": 1,
-               "threads": None, "logger": "none", "wandb_project": "datacomp-harness",
-               "log_every_n_steps": None, "nnodes": 1, "allow_off_recipe": False, "dry_run": False,
-               "launcher": "local", "slurm": None}
-RECIPE_KEYS = ("model", "batch_size", "lr", "warmup", "train_num_samples", "beta2", "eps")
+RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(RecipeFields))
 CONSOLE_LOG = "train_output.log"  # the trainer's stdout/stderr (open_clip's own log: <name>_scale/out.log)
 LINES_PER_EPOCH = 25  # default open_clip log lines per epoch, so the live progress line moves
 
 
-def resolve(scale: str, opts: dict[str, Any]) -> tuple[Recipe, dict[str, Any], bool]:
-    """Recipe (with any off-recipe overrides applied), run options, off_recipe flag."""
+def resolve(scale: str, opts: TrainOptions | None = None) -> tuple[Recipe, TrainOptions, bool]:
+    """Recipe (with any off-recipe overrides applied), run options with the recipe's defaults
+    filled in, off_recipe flag."""
     recipe = get_recipe(scale)
-    unknown = sorted(set(opts) - set(RUN_OPTIONS) - set(RECIPE_KEYS))
-    if unknown:
-        raise HarnessError(f"unknown train option(s) {', '.join(unknown)} "
-                           f"(run options: {', '.join(RUN_OPTIONS)}; recipe fields: {', '.join(RECIPE_KEYS)})")
-    run = {k: (opts[k] if opts.get(k) is not None else d) for k, d in RUN_OPTIONS.items()}
-    changed = {k: opts[k] for k in RECIPE_KEYS if opts.get(k) is not None and opts[k] != getattr(recipe, k)}
-    if changed and not run["allow_off_recipe"]:
+    run = dataclasses.replace(opts or TrainOptions())
+    asked = {k: getattr(run.recipe, k) for k in RECIPE_KEYS}
+    changed = {k: v for k, v in asked.items() if v is not None and v != getattr(recipe, k)}
+    if changed and not run.allow_off_recipe:
         k = next(iter(changed))
         raise HarnessError(f"{k} is fixed by the {scale} recipe ({k}={getattr(recipe, k)!r}, asked {changed[k]!r}); "
                            "pass allow_off_recipe=true to train off-recipe (the result cannot enter the leaderboard)")
     if changed:
         recipe = dataclasses.replace(recipe, **changed)
     for key in ("workers", "device", "num_checkpoints", "threads"):
-        if run[key] is None:
-            run[key] = getattr(recipe, key)
-    if run["log_every_n_steps"] is None:
-        run["log_every_n_steps"] = default_log_every(recipe, run)
-    run["precision"] = run["precision"] or recipe.precisions[0]
-    if run["precision"] not in recipe.precisions:
-        raise HarnessError(f"precision {run['precision']!r} is not allowed at scale {scale} "
+        if getattr(run, key) is None:
+            setattr(run, key, getattr(recipe, key))
+    if run.log_every_n_steps is None:
+        run.log_every_n_steps = default_log_every(recipe, run)
+    run.precision = run.precision or recipe.precisions[0]
+    if run.precision not in recipe.precisions:
+        raise HarnessError(f"precision {run.precision!r} is not allowed at scale {scale} "
                            f"(choose from: {', '.join(recipe.precisions)})")
-    if run["logger"] not in LOGGERS:
-        raise HarnessError(f"unknown logger {run['logger']!r} (choose from: {', '.join(LOGGERS)})")
+    if run.logger not in LOGGERS:
+        raise HarnessError(f"unknown logger {run.logger!r} (choose from: {', '.join(LOGGERS)})")
     return recipe, run, bool(changed)
 
 
-def default_log_every(recipe: Recipe, run: dict) -> int:
+def default_log_every(recipe: Recipe, run: TrainOptions) -> int:
     """open_clip's --log-every-n-steps when not given: ~25 lines an epoch, at most every 100 steps.
     A run option (the recipe and its hash are unchanged); the live progress line reads these lines."""
-    steps = math.ceil(recipe.train_num_samples // run["num_checkpoints"] / recipe.batch_size)
+    steps = math.ceil(recipe.train_num_samples // run.num_checkpoints / recipe.batch_size)
     return max(1, min(100, steps // LINES_PER_EPOCH))
 
 
@@ -105,28 +99,28 @@ def shard_pattern(data_dir: Path, names: list[str]) -> str:
     return "::".join(str(data_dir / n) for n in sorted(names))
 
 
-def check_layout(recipe: Recipe, run: dict, world: int, n_shards: int, n_samples: int) -> tuple[int, list[str]]:
+def check_layout(recipe: Recipe, run: TrainOptions, world: int, n_shards: int, n_samples: int) -> tuple[int, list[str]]:
     """Per-process batch, and what would not divide or would hang (open_clip's classic traps)."""
     problems = []
-    per = recipe.batch_size // (world * run["accum_freq"])
-    if per * world * run["accum_freq"] != recipe.batch_size:
+    per = recipe.batch_size // (world * run.accum_freq)
+    if per * world * run.accum_freq != recipe.batch_size:
         problems.append(f"global batch {recipe.batch_size} does not divide over {world} process(es) × accum_freq "
-                        f"{run['accum_freq']}; choose nproc/nnodes/accum_freq that divide it")
-    readers = max(1, run["workers"]) * world
+                        f"{run.accum_freq}; choose nproc/nnodes/accum_freq that divide it")
+    readers = max(1, run.workers) * world
     if n_shards < readers:
-        problems.append(f"{n_shards} shard(s) for {run['workers']} worker(s) × {world} process(es) = {readers} "
+        problems.append(f"{n_shards} shard(s) for {run.workers} worker(s) × {world} process(es) = {readers} "
                         "readers: open_clip would hang; lower workers= or reshard into more shards")
     if n_samples < recipe.batch_size:
         problems.append(f"the data holds {n_samples} samples, fewer than one global batch ({recipe.batch_size})")
     return per, problems
 
 
-def samples_seen(recipe: Recipe, run: dict) -> int:
+def samples_seen(recipe: Recipe, run: TrainOptions) -> int:
     """What open_clip will really train on: it rounds each epoch up to whole batches per worker."""
-    per_epoch = recipe.train_num_samples // run["num_checkpoints"]
-    micro = recipe.batch_size // run["accum_freq"]  # open_clip counts batches of world × per-process batch
-    worker_batches = math.ceil(math.ceil(per_epoch / micro) / max(1, run["workers"]))
-    return worker_batches * max(1, run["workers"]) * micro * run["num_checkpoints"]
+    per_epoch = recipe.train_num_samples // run.num_checkpoints
+    micro = recipe.batch_size // run.accum_freq  # open_clip counts batches of world × per-process batch
+    worker_batches = math.ceil(math.ceil(per_epoch / micro) / max(1, run.workers))
+    return worker_batches * max(1, run.workers) * micro * run.num_checkpoints
 
 
 # Flags that change memory, not math, dropped where they only cost time: activation
@@ -135,24 +129,24 @@ def samples_seen(recipe: Recipe, run: dict) -> int:
 SKIPPED_FLAGS = {("cpu", "--grad-checkpointing")}
 
 
-def build_args(recipe: Recipe, run: dict, train_data: str, out_dir: Path, seed: int, per_batch: int) -> list[str]:
+def build_args(recipe: Recipe, run: TrainOptions, train_data: str, out_dir: Path, seed: int, per_batch: int) -> list[str]:
     """The exact open_clip_train argument list (DataComp's train.py order and flags)."""
     args = ["--save-frequency", "0", "--train-data", train_data,
-            "--train-num-samples", str(recipe.train_num_samples // run["num_checkpoints"]),
-            "--warmup", str(recipe.warmup), "--precision", run["precision"], "--workers", str(run["workers"]),
-            "--model", recipe.model, "--batch-size", str(per_batch), "--epochs", str(run["num_checkpoints"]),
+            "--train-num-samples", str(recipe.train_num_samples // run.num_checkpoints),
+            "--warmup", str(recipe.warmup), "--precision", run.precision, "--workers", str(run.workers),
+            "--model", recipe.model, "--batch-size", str(per_batch), "--epochs", str(run.num_checkpoints),
             "--lr", str(recipe.lr), "--logs", str(out_dir), "--name", f"{recipe.name}_scale", "--seed", str(seed),
-            "--accum-freq", str(run["accum_freq"]), "--log-every-n-steps", str(run["log_every_n_steps"]),
-            "--device", run["device"], *(f for f in recipe.flags if (run["device"], f) not in SKIPPED_FLAGS)]
+            "--accum-freq", str(run.accum_freq), "--log-every-n-steps", str(run.log_every_n_steps),
+            "--device", run.device, *(f for f in recipe.flags if (run.device, f) not in SKIPPED_FLAGS)]
     if recipe.beta2 is not None:
         args += ["--beta2", str(recipe.beta2)]
     if recipe.eps is not None:
         args += ["--eps", str(recipe.eps)]
-    if run["device"] == "cpu":
+    if run.device == "cpu":
         args += ["--dist-backend", "gloo"]
-    args += LOGGERS[run["logger"]]
-    if run["logger"] == "wandb":
-        args += ["--wandb-project-name", run["wandb_project"]]
+    args += LOGGERS[run.logger]
+    if run.logger == "wandb":
+        args += ["--wandb-project-name", run.wandb_project]
     return args
 
 
@@ -184,15 +178,15 @@ def check_run_dir(out_dir: Path, ident: dict[str, Any]) -> dict[str, Any] | None
     return None
 
 
-def _child_env(run: dict, out_dir: Path, nproc: int) -> dict[str, str]:
+def _child_env(run: TrainOptions, out_dir: Path, nproc: int) -> dict[str, str]:
     from harness.train.entry import PARENT_ENV, THREADS_ENV
 
     env = dict(os.environ)
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault("WANDB_DIR", str(out_dir))
     env[PARENT_ENV] = str(os.getpid())
-    if run["threads"]:
-        per = str(max(1, run["threads"] // nproc))
+    if run.threads:
+        per = str(max(1, run.threads // nproc))
         env.update({THREADS_ENV: per, "OMP_NUM_THREADS": per, "MKL_NUM_THREADS": per})
         # spinning OpenMP threads collapse on a shared CPU (measured ~40 s/step vs ~5 s/step
         # passive, tiny recipe, 2 cores at load 12); the user's own setting wins
@@ -207,14 +201,6 @@ def launch_command(run_file: Path, nproc: int) -> list[str]:
         return [sys.executable, "-m", "harness.train.entry", str(run_file)]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "harness.train.entry", str(run_file)]
-
-
-def _tail(output: str, log: Path, n: int = 15) -> str:
-    """The child's last lines (its traceback), without torch's glog-style INFO chatter; else out.log's."""
-    lines = [ln for ln in output.splitlines() if not re.match(r"(\[rank\d+\]:)?I\d{4} ", ln)]
-    if not lines and log.is_file():
-        lines = log.read_text().splitlines()
-    return "\n".join(lines[-n:])
 
 
 def checkpoint_dir(out_dir: Path, recipe: Recipe) -> Path:
@@ -309,38 +295,36 @@ def follow(proc: subprocess.Popen, log: Path, prefix: str, epochs: int, batch: i
         stream.flush()
 
 
-def train(scale: str, data: str | Path, out_dir: str | Path, seed: int = 0, nproc: int = 1,
-          live: str | None = "[harness train]", **opts: Any) -> dict:
-    """Train ``scale``'s recipe on the shards in ``data``; writes and returns ``out_dir/train.json``.
-
-    ``opts``: run options (:data:`RUN_OPTIONS`) and, only with ``allow_off_recipe=True``, recipe
-    fields. ``dry_run=True`` returns the plan (recipe, hash, argument list) without training.
-    ``live``: the prefix of the live progress line (:func:`follow`); None shows none.
+def train(cfg: TrainConfig, live: str | None = "[harness train]") -> dict:
+    """Train ``cfg.scale``'s recipe on the shards in ``cfg.data``; writes and returns
+    ``cfg.out_dir/train.json``. ``dry_run=True`` returns the plan (recipe, hash, argument list)
+    without training. ``live``: the prefix of the live progress line (:func:`follow`); None shows none.
     """
-    recipe, run, off_recipe = resolve(scale, opts)
-    if nproc < 1 or run["nnodes"] < 1:
-        raise HarnessError(f"nproc ({nproc}) and nnodes ({run['nnodes']}) must be >= 1")
+    scale, data, seed, nproc = cfg.scale.name, cfg.data, int(cfg.seed), int(cfg.nproc)
+    recipe, run, off_recipe = resolve(scale, cfg)
+    if nproc < 1 or run.nnodes < 1:
+        raise HarnessError(f"nproc ({nproc}) and nnodes ({run.nnodes}) must be >= 1")
     d = read_data(data)
-    world = nproc * run["nnodes"]
+    world = nproc * run.nnodes
     per_batch, problems = check_layout(recipe, run, world, len(d["names"]), d["n_samples"])
-    out_dir = Path(out_dir).resolve()
+    out_dir = Path(cfg.out_dir).resolve()
     args = build_args(recipe, run, shard_pattern(d["dir"], d["names"]), out_dir, seed, per_batch)
     plan = {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe), "off_recipe": off_recipe,
             "world_size": world, "per_process_batch": per_batch, "samples_seen": samples_seen(recipe, run),
             "problems": problems, "args": args}
-    if run["launcher"] not in ("local", "slurm"):
-        raise HarnessError(f"unknown launcher {run['launcher']!r} (choose from: local, slurm)")
-    if run["dry_run"]:
+    if run.launcher not in ("local", "slurm"):
+        raise HarnessError(f"unknown launcher {run.launcher!r} (choose from: local, slurm)")
+    if run.dry_run:
         return plan
     if problems:
         raise HarnessError(problems[0])
-    if run["logger"] == "tensorboard":
+    if run.logger == "tensorboard":
         _require("torch.utils.tensorboard", "tensorboard", "logger=tensorboard")
     ident = run_identity(recipe, d, seed, world, off_recipe)
     done = check_run_dir(out_dir, ident)
     if done is not None:
         return done
-    if run["launcher"] == "slurm":
+    if run.launcher == "slurm":
         from harness.train.slurm import submit
 
         return submit(plan, run, out_dir, ident, nproc)
@@ -358,7 +342,7 @@ def _require(module: str, package: str, why: str) -> None:
         raise HarnessError(f"{why} needs the {package} package: pip install {package}")
 
 
-def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int,
+def _run(recipe: Recipe, run: TrainOptions, args: list[str], out_dir: Path, ident: dict, plan: dict, nproc: int,
          live: str | None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / STARTED_JSON).write_text(json.dumps({**ident, "args": args}, indent=2))
@@ -371,7 +355,7 @@ def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict,
         try:
             if live:
                 print(f"{live} open_clip_train is running; full log: {log} (console: {console})", flush=True)
-                follow(proc, log, live, run["num_checkpoints"], recipe.batch_size)
+                follow(proc, log, live, run.num_checkpoints, recipe.batch_size)
             returncode = proc.wait()
         except BaseException:
             proc.kill()
@@ -381,39 +365,10 @@ def _run(recipe: Recipe, run: dict, args: list[str], out_dir: Path, ident: dict,
     return record(out_dir, ident, plan, run, first_epoch, time.time() - t0, returncode, output)
 
 
-def record(out_dir: Path, ident: dict, plan: dict, run: dict, first_epoch: int, wall: float, returncode: int,
-           output: str = "") -> dict:
-    """Check that open_clip finished and write ``train.json`` atomically (written last = finished)."""
-    from harness.core.manifest import versions
-
-    name = f"{plan['recipe']}_scale"
-    final = out_dir / name / "checkpoints" / f"epoch_{run['num_checkpoints']}.pt"
-    if returncode != 0 or not final.is_file():
-        tail = _tail(output, out_dir / name / "out.log")
-        raise HarnessError(f"open_clip_train failed (exit {returncode}) in {out_dir}; rerun the same command "
-                           f"to resume. Last log lines:\n{tail}")
-    total = plan["samples_seen"]
-    trained_now = total * (run["num_checkpoints"] - first_epoch) // run["num_checkpoints"]
-    doc = {**ident, "scale": plan["recipe"], "checkpoint": str(final), "samples_seen": total,
-           "samples_per_s": round(trained_now / wall, 2), "wall_s": round(wall, 2),
-           "resumed_from_epoch": first_epoch, "per_process_batch": plan["per_process_batch"],
-           "precision": run["precision"], "device": run["device"], "threads": run["threads"],
-           "args": plan["args"], "versions": versions()}
-    tmp = out_dir / f".{TRAIN_JSON}.tmp"
-    tmp.write_text(json.dumps(doc, indent=2))
-    tmp.replace(out_dir / TRAIN_JSON)
-    return doc
-
-
-def main(cfg) -> int:
+def main(cfg: TrainConfig) -> int:
     """CLI: ``harness train scale=S data=D out_dir=R [seed=0] [nproc=N] [dry_run=true] ...``."""
-    from omegaconf import OmegaConf
-
-    c = OmegaConf.to_container(cfg, resolve=True)
-    opts = {k: c[k] for k in RUN_OPTIONS if k in c}
-    opts.update({k: v for k, v in (c.get("recipe") or {}).items() if v is not None})
-    result = train(c["scale"]["name"], c["data"], c["out_dir"], seed=int(c["seed"]), nproc=int(c["nproc"]), **opts)
-    if opts.get("dry_run"):
+    result = train(cfg)
+    if cfg.dry_run:
         print(f"recipe {result['recipe']} hash {result['recipe_hash']}"
               f"{' (OFF-RECIPE)' if result['off_recipe'] else ''}; world size {result['world_size']}, "
               f"per-process batch {result['per_process_batch']}, samples seen {result['samples_seen']}")

@@ -19,24 +19,25 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 from harness.core.errors import HarnessError
+from harness.train.config import TrainOptions
 
 
-def slurm_parameters(run: dict, nproc: int, job_name: str) -> dict[str, Any]:
+def slurm_parameters(run: TrainOptions, nproc: int, job_name: str) -> dict[str, Any]:
     """submitit's SlurmExecutor parameters (sbatch names) for one task per GPU."""
-    s = run.get("slurm") or {}
-    params = {"job_name": job_name, "nodes": run["nnodes"], "ntasks_per_node": nproc, "gpus_per_node": nproc,
-              "cpus_per_task": s.get("cpus_per_task") or 6, "time": s.get("timeout_min") or 4320,
-              "partition": s.get("partition"), "account": s.get("account"),
+    s = run.slurm
+    params = {"job_name": job_name, "nodes": run.nnodes, "ntasks_per_node": nproc, "gpus_per_node": nproc,
+              "cpus_per_task": s.cpus_per_task, "time": s.timeout_min,
+              "partition": s.partition, "account": s.account,
               "setup": ["export WANDB_MODE=${WANDB_MODE:-offline}", "export PYTHONFAULTHANDLER=1"]}
     return {k: v for k, v in params.items() if v is not None}
 
 
-def job_folder(run: dict, out_dir: Path) -> Path:
-    folder = (run.get("slurm") or {}).get("folder")
+def job_folder(run: TrainOptions, out_dir: Path) -> Path:
+    folder = run.slurm.folder
     return Path(folder).resolve() if folder else out_dir / "slurm"
 
 
-def sbatch_script(run: dict, out_dir: Path, nproc: int, job_name: str) -> str:
+def sbatch_script(run: TrainOptions, out_dir: Path, nproc: int, job_name: str) -> str:
     """The sbatch file submitit submits for this run (its command unpickles and runs :func:`task`)."""
     from submitit.slurm.slurm import _make_sbatch_string
 
@@ -45,14 +46,14 @@ def sbatch_script(run: dict, out_dir: Path, nproc: int, job_name: str) -> str:
     return _make_sbatch_string(command=command, folder=folder, **slurm_parameters(run, nproc, job_name))
 
 
-def task(args: list[str], out_dir: str, ident: dict, plan: dict, run: dict) -> dict | None:
+def task(args: list[str], out_dir: str, ident: dict, plan: dict, run: TrainOptions) -> dict | None:
     """One SLURM task: set up torch.distributed from SLURM, train, and (rank 0) write train.json."""
     import os
 
     from submitit.helpers import TorchDistributedEnvironment
 
     from harness.train.entry import main as entry_main
-    from harness.train.launch import record
+    from harness.train.record import record
 
     env = TorchDistributedEnvironment().export()
     os.environ.setdefault("WANDB_MODE", "offline")
@@ -70,16 +71,16 @@ class TrainTask(Checkpointable):
         return task(*args)
 
 
-def submit(plan: dict, run: dict, out_dir: Path, ident: dict, nproc: int) -> dict:
+def submit(plan: dict, run: TrainOptions, out_dir: Path, ident: dict, nproc: int) -> dict:
     """Submit (or, with ``slurm.submit=false``, only write) the training job; returns what was done."""
     folder = job_folder(run, out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     job_name = f"harness-{plan['recipe']}"
     script = folder / "train.sbatch"
     script.write_text(sbatch_script(run, out_dir, nproc, job_name))
-    spec = {**ident, "args": plan["args"], "sbatch": str(script), "nodes": run["nnodes"], "tasks_per_node": nproc}
+    spec = {**ident, "args": plan["args"], "sbatch": str(script), "nodes": run.nnodes, "tasks_per_node": nproc}
     (folder / "job.json").write_text(json.dumps(spec, indent=2))
-    if not (run.get("slurm") or {}).get("submit", True):
+    if not run.slurm.submit:
         return {**spec, "submitted": False}
     import submitit
 
@@ -94,7 +95,7 @@ def submit(plan: dict, run: dict, out_dir: Path, ident: dict, nproc: int) -> dic
     return {**spec, "submitted": True, "job_id": job.job_id}
 
 
-def _executor_parameters(run: dict, nproc: int, job_name: str) -> dict[str, Any]:
+def _executor_parameters(run: TrainOptions, nproc: int, job_name: str) -> dict[str, Any]:
     """The same parameters in AutoExecutor's names (timeout_min, tasks_per_node, slurm_*)."""
     p = slurm_parameters(run, nproc, job_name)
     out = {"name": p.pop("job_name"), "nodes": p.pop("nodes"), "tasks_per_node": p.pop("ntasks_per_node"),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_WORLD_ARGS
+from conftest import TINY_WORLD_ARGS, TINY_WORLD_KNOBS
 from faults.conftest import harness, killed_at, leftovers, tree_hashes
 
 
@@ -142,8 +142,7 @@ def test_leaderboard_add_killed_before_replace_keeps_the_old_file(tmp_path):
 def test_pool_make_killed_then_rerun_is_identical(tiny_world, tmp_path, point):
     a = TINY_WORLD_ARGS
     cmd = ("pool", "make", "scale=tiny", f"pool_dir={tmp_path / 'pool'}", f"seed={a['seed']}",
-           f"pool_size={a['pool_size']}", *(f"world.{k}={a[k]}" for k in ("reference_size", "reference_samples",
-                                                                            "eval_per_class", "shard_size")))
+           f"pool_size={a['pool_size']}", *(f"world.{k}={v}" for k, v in TINY_WORLD_KNOBS.items()))
     killed_at(point, *cmd, timeout=600)
     assert not (tmp_path / "pool").exists()  # only .pool.tmp-<pid> remains: never read as a pool
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] in ([], ["evalsets"])

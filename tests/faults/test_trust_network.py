@@ -12,8 +12,8 @@ import sys
 from faults.conftest import hook_env
 
 PICKLE_HEADERS = {bytes([0x80, proto]) for proto in range(2, 6)}
-TINY_TRAIN = ("train.allow_off_recipe=true", "train.train_num_samples=256", "train.batch_size=64",
-              "train.warmup=1", "train.num_checkpoints=1")
+TINY_TRAIN = ("train.allow_off_recipe=true", "train.recipe.train_num_samples=256", "train.recipe.batch_size=64",
+              "train.recipe.warmup=1", "train.num_checkpoints=1")
 
 
 def test_guard_refuses_and_records_a_real_connect(tmp_path):

@@ -18,19 +18,20 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError
+from harness.core.schema import plain
+from harness.pool.config import PoolMakeConfig, WorldConfig
+from tracks.config import ScaleConfig
 from harness.pool.world import defects, render, scenes, tario, vocab
 from harness.pool.world.evalsuite import make_eval_suite
 
-WORLD_CONF = Path(__file__).resolve().parents[3] / "conf" / "world" / "tiny.yaml"
 POOL_NAME = "tiny"
 TEXT_KEYS = ("uid", "url", "text", "original_width", "original_height")
 
 
-def world_config(**knobs: Any) -> dict[str, Any]:
-    """``conf/world/tiny.yaml`` with ``knobs`` on top (unknown knobs are refused)."""
-    import yaml
-
-    conf = yaml.safe_load(WORLD_CONF.read_text())
+def world_config(world: WorldConfig | None = None, **knobs: Any) -> dict[str, Any]:
+    """The world's knobs as a dict (:class:`WorldConfig`, its defaults when None), with ``knobs``
+    on top (a dict knob such as ``shares`` is merged; unknown knobs are refused), checked."""
+    conf = plain(world or WorldConfig())
     unknown = sorted(set(knobs) - set(conf))
     if unknown:
         raise HarnessError(f"unknown tiny-world knob(s) {', '.join(unknown)} (known: {', '.join(sorted(conf))})")
@@ -183,12 +184,14 @@ def train_reference(data: Path, out: Path, seed: int, conf: dict, work: Path) ->
     """Train the reference CLIP through `harness train`'s launcher; keep only its weights in ``out``."""
     import torch
 
+    from harness.train.config import RecipeFields, TrainConfig
     from harness.train.launch import train
 
-    opts: dict[str, Any] = {"num_checkpoints": 1}
+    cfg = TrainConfig(scale=ScaleConfig(conf["reference_recipe"]), data=str(data), out_dir=str(work), seed=seed,
+                      num_checkpoints=1)
     if conf["reference_samples"]:
-        opts.update(train_num_samples=int(conf["reference_samples"]), allow_off_recipe=True)
-    res = train(conf["reference_recipe"], data=data, out_dir=work, seed=seed, **opts)
+        cfg.recipe, cfg.allow_off_recipe = RecipeFields(train_num_samples=int(conf["reference_samples"])), True
+    res = train(cfg)
     state = torch.load(res["checkpoint"], map_location="cpu", weights_only=True)["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
     ckpt = out / f"{conf['reference_tag']}.pt"
@@ -217,8 +220,10 @@ def _non_empty(path: Path) -> bool:
 
 
 def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: int = 0,
-               pool_size: int | None = None, overwrite: bool = False, **knobs: Any) -> dict[str, Any]:
-    """Write the tiny world (pool + eval suite); returns the summary (also in ``pool.json``)."""
+               pool_size: int | None = None, overwrite: bool = False,
+               world: WorldConfig | None = None) -> dict[str, Any]:
+    """Write the tiny world (pool + eval suite); returns the summary (also in ``pool.json``).
+    ``world``: the knobs (default :class:`WorldConfig`); ``pool_size`` overrides ``world.pool_size``."""
     import pyarrow.parquet as pq
 
     from harness.pool.featurize import featurize
@@ -227,7 +232,7 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
     pool_dir = Path(pool_dir)
     eval_dir = Path(eval_dir) if eval_dir else pool_dir.parent / "evalsets"
     seed, pool_size = _check_args(seed, pool_size, pool_dir, eval_dir)
-    conf = world_config(**knobs)
+    conf = world_config(world)
     n = pool_size or int(conf["pool_size"])
     times: dict[str, float] = {}
     t = t0 = time.time()
@@ -298,17 +303,12 @@ def print_summary(res: dict) -> None:
     print("wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in res["times"].items()) + f"; total {res['wall_s']:.1f}s")
 
 
-def main(cfg) -> int:
+def main(cfg: PoolMakeConfig) -> int:
     """CLI: ``harness pool make scale=tiny pool_dir=DIR [seed=0] [pool_size=N] [overwrite=true]``."""
-    from omegaconf import OmegaConf
-
     if cfg.scale.name != "tiny":
         raise HarnessError(f"pool make only makes the tiny world (scale=tiny); for scale={cfg.scale.name} "
                            "download a CommonPool with `harness pool download`")
-    knobs = OmegaConf.to_container(cfg.world, resolve=True)
-    default_size = knobs.pop("pool_size")
-    res = make_world(cfg.pool_dir, cfg.eval_dir, seed=cfg.seed,
-                     pool_size=default_size if cfg.pool_size is None else cfg.pool_size,
-                     overwrite=bool(cfg.overwrite), **knobs)
+    res = make_world(cfg.pool_dir, cfg.eval_dir, seed=cfg.seed, pool_size=cfg.pool_size,
+                     overwrite=cfg.overwrite, world=cfg.world)
     print_summary(res)
     return 0
