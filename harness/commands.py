@@ -23,7 +23,8 @@ COMMANDS: dict[tuple[str, ...], Command] = {
     ("pool", "featurize"): Command("cmd_pool_featurize", "harness.pool.featurize:main",
                                    "compute image/text features and similarity scores with an open_clip model"),
     ("filter",): Command("cmd_filter", "harness.filters.cli:main",
-                         "apply a filter to a pool and write a DataComp subset .npy"),
+                         "apply a filter to a pool and write a DataComp subset .npy (a plugin failure is one "
+                         "line; verbose=true or HARNESS_DEBUG=1 adds its full traceback)"),
     ("reshard",): Command("cmd_reshard", "harness.reshard.plan:main",
                           "materialize a subset as WebDataset shards"),
     ("train",): Command("cmd_train", "harness.train.launch:main",

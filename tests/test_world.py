@@ -16,7 +16,7 @@ from conftest import TINY_WORLD_ARGS, run_cli
 from harness.core.errors import HarnessError
 from harness.pool.world import defects, render
 from harness.pool.world.evalsuite import TASKS
-from harness.pool.world.make import build_pool, make_world, world_config
+from harness.pool.world.make import build_pool, make_world, truth_path, world_config
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -69,7 +69,7 @@ def test_pool_layout_and_features(tiny_world):
         stats = json.loads(tar.with_name(tar.stem + "_stats.json").read_text())
         assert stats["successes"] == len(uids) == table.num_rows
         total += table.num_rows
-    all_uids = pq.read_table(pool.root / "ground_truth.parquet").column("uid").to_pylist()
+    all_uids = pq.read_table(truth_path(pool.root)).column("uid").to_pylist()
     assert total == len(all_uids) == len(set(all_uids))
     assert all(len(u) == 32 and int(u, 16) >= 0 and u == u.lower() for u in all_uids)
 
@@ -83,7 +83,7 @@ def test_webdataset_reads_the_shards(tiny_world):
 
 
 def test_defect_shares_and_ground_truth(tiny_world):
-    gt = pq.read_table(tiny_world["pool_dir"] / "ground_truth.parquet").to_pandas()
+    gt = pq.read_table(truth_path(tiny_world["pool_dir"])).to_pandas()
     n = len(gt)
     shares = world_config()["shares"]
     for name, share in shares.items():
@@ -96,7 +96,7 @@ def _table(pool_dir: Path):
     import pandas as pd
 
     meta = pd.concat([pq.read_table(p).to_pandas() for p in sorted((pool_dir / "metadata").glob("*.parquet"))])
-    gt = pq.read_table(pool_dir / "ground_truth.parquet").to_pandas()
+    gt = pq.read_table(truth_path(pool_dir)).to_pandas()
     return meta.merge(gt, on="uid")
 
 

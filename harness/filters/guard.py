@@ -136,7 +136,7 @@ def _hook(event: str, args: tuple) -> None:
 
 
 def _paths_of(args: tuple, kwargs: dict) -> list[Any]:
-    first = [args[0]] if args else []
+    first = list(args[:1])
     given = first + [kwargs[k] for k in PATH_KWARGS if k in kwargs]
     flat: list[Any] = []
     for g in given:
@@ -144,14 +144,14 @@ def _paths_of(args: tuple, kwargs: dict) -> list[Any]:
     return [p for p in flat if isinstance(p, (str, bytes, os.PathLike))]
 
 
-def _checked(fn: Callable, name: str) -> Callable:
+def _checked(fn: Callable, name: str, method: bool = False) -> Callable:
     if getattr(fn, "__harness_guarded__", False):
         return fn
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if _ACTIVE:
-            for p in _paths_of(args, kwargs):
+            for p in _paths_of(args[1:] if method else args, kwargs):
                 _check_read(name, p, _ACTIVE[-1])
         return fn(*args, **kwargs)
 
@@ -175,8 +175,9 @@ def _wrap_pyarrow() -> None:
 
     init = pq.ParquetFile.__init__
     if not getattr(init, "__harness_guarded__", False):
-        pq.ParquetFile.__init__ = _checked(init, "pyarrow.parquet.ParquetFile")
-        pq.ParquetDataset.__init__ = _checked(pq.ParquetDataset.__init__, "pyarrow.parquet.ParquetDataset")
+        pq.ParquetFile.__init__ = _checked(init, "pyarrow.parquet.ParquetFile", method=True)
+        pq.ParquetDataset.__init__ = _checked(pq.ParquetDataset.__init__, "pyarrow.parquet.ParquetDataset",
+                                             method=True)
 
 
 @contextmanager

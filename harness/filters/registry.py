@@ -9,7 +9,9 @@ import difflib
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
+import traceback
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -19,6 +21,11 @@ from harness.core.errors import HarnessError
 from harness.filters.api import FilterDecl, declaration
 
 GROUP = "datacomp_harness.filters"
+
+
+def debug_enabled() -> bool:
+    """``HARNESS_DEBUG=1`` (or ``verbose=true``, which sets it in the filter's worker): full tracebacks."""
+    return os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
 
 
 @lru_cache(maxsize=None)
@@ -60,10 +67,15 @@ def _load_file(ref: str) -> FilterDecl:
     if module is None:
         spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # its helpers beside it import as for a script
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise HarnessError(f"filter file {path} failed to import: {type(exc).__name__}: {exc}") from None
+            tb = "\n" + "".join(traceback.format_exception(exc)).rstrip() if debug_enabled() else ""
+            raise HarnessError(f"filter file {path} failed to import: {type(exc).__name__}: "
+                               f"{(str(exc).splitlines() or [''])[0]}{tb}") from None
+        finally:
+            sys.path.remove(str(path.resolve().parent))
         sys.modules[mod_name] = module
     if not hasattr(module, func):
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]

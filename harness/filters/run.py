@@ -244,7 +244,8 @@ def _compute(job: Job) -> dict:
         try:
             res = _compute_values(job)
         except HarnessError as exc:
-            raise HarnessError(f"{exc}; no subset was written") from None
+            refused = refusals()  # a refusal the plugin turned into another error is the cause
+            raise HarnessError(f"{refused[0] if refused else exc}; no subset was written") from None
     res["refused"] += refusals()
     return res
 
