@@ -148,7 +148,7 @@ def test_eval_suite_layout(tiny_world):
 
     ev = tiny_world["eval_dir"]
     assert ev.parent == tiny_world["pool_dir"].parent
-    assert sorted(p.name for p in ev.iterdir()) == sorted(TASKS)
+    assert sorted(p.name for p in ev.iterdir()) == sorted([*TASKS, "truth"])  # truth: the hidden labels
     for key, (_, classes, templates, _) in TASKS.items():
         assert (ev / key / "test" / "nshards.txt").read_text().strip() == "1"
         kind = (ev / key / "dataset_type.txt").read_text().strip()
