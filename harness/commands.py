@@ -40,5 +40,7 @@ COMMANDS: dict[tuple[str, ...], Command] = {
                                        "render a leaderboard as a static HTML/Markdown page"),
     ("leaderboard", "add"): Command("cmd_leaderboard_add", "leaderboard.cli:add",
                                     "add an evaluated run to a leaderboard"),
+    ("leaderboard", "verify"): Command("cmd_leaderboard_verify", "leaderboard.verify:main",
+                                       "re-check entries: rebuild subsets, recompute scores, check recipe hashes"),
     ("run",): Command("cmd_run", "harness.pipeline:main", "run pool → filter → reshard → train → eval → leaderboard"),
 }
