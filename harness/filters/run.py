@@ -228,6 +228,12 @@ def _spec_leaves(spec: dict | str) -> list[tuple[str, dict]]:
     return [(absolute_ref(spec["name"]), spec)]
 
 
+def _described_leaves(d: dict) -> list[dict]:
+    if d.get("name") in COMBINERS and isinstance(d.get("filters"), list):
+        return [leaf for sub in d["filters"] for leaf in _described_leaves(sub)]
+    return [{k: v for k, v in d.items() if k != "name"}]
+
+
 def _identities(refs: list[tuple[str, dict]]) -> list[dict]:
     return [identity(ref, {k: v for k, v in leaf.items() if k != "name"}) for ref, leaf in refs]
 
@@ -323,6 +329,8 @@ def run_filter(pool_dir: str | Path, spec: dict | str, out: str | Path, workers:
     staged = out.with_name(f".{out.name}.staged.npy")
     write_subset(staged, pairs)
     reasons = {r: ineligible_reason(r) for r, _ in refs if ineligible_reason(r)}
+    # the recorded identity: code + the parameters as resolved (the same however the spec was spelled)
+    ids = [identity(ref, leaf) for (ref, _), leaf in zip(refs, _described_leaves(res["describe"]))]
     doc = {
         "filter": {**res["describe"], "source_hash": _combined([i["sha256"] for i in ids])},
         "identity": ids, "sources": res["sources"],
