@@ -54,6 +54,16 @@ class RenderConfig(BoardConfig):
 
 
 @dataclass
+class VerifyConfig(BoardConfig):
+    leaderboard_dir: Optional[str] = opt(None, "the board folder: null = the committed reference board (leaderboard/)")
+    id: str = opt("all", "an entry id, several separated by commas, or all")
+    subset: bool = opt(True, "rebuild each entry's subset from its recorded filter spec and compare sha256 and size")
+    pool_dir: Optional[str] = opt(None, "the pool to rebuild on: null = the cached tiny world of world_seed (made by "
+                                        "`harness run` / `pool make`)")
+    world_seed: int = opt(0, "the cached tiny world's seed")
+
+
+@dataclass
 class AddConfig(BoardConfig):
     run_dir: str = opt(MISSING, "a finished `harness run` work_dir (or a folder with train/ and eval/)")
     method_name: Optional[str] = opt(None, "default: the filter's name from run_dir/filter/subset.json")

@@ -244,6 +244,7 @@ def add_entry(leaderboard_dir: str | Path, entry: dict) -> str:
             doc = read_document(path) or new_document(entry["track"], entry["scale"])
             check_entry(doc, entry, facts)
             entry = keep_per_example(path.parent, entry)
+            entry.pop("run_dir", None)  # entries built elsewhere: still no machine path on the board
             doc["entries"].append(entry)
             write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     except Timeout:
@@ -367,6 +368,12 @@ def filter_of(spec: dict) -> dict:
             "source_hash": spec.get("source_hash")}
 
 
+def spec_eligible(spec: dict | None) -> bool:
+    from harness.filters.registry import spec_eligible as eligible
+
+    return eligible(spec)
+
+
 def _filter_part(run: Path, track: str) -> tuple[dict | None, dict | None, bool]:
     """(filter spec, subset, eligible) from filter/subset.json, cross-checked with the shards."""
     subset_json = run / "filter" / "subset.json"
@@ -379,7 +386,8 @@ def _filter_part(run: Path, track: str) -> tuple[dict | None, dict | None, bool]
                            f"not this run's filter output {rep['subset_sha256'][:12]}: rerun the reshard stage")
     filt = filter_of(rep["filter"])
     subset = {"sha256": rep["subset_sha256"], "size": int(rep["n_kept"]), "n_pool": rep.get("n_pool")}
-    return filt, subset, bool(rep.get("eligible", True))
+    # the harness's list decides (registry.INELIGIBLE), whatever a (hand-edited) S.json says
+    return filt, subset, bool(rep.get("eligible", True)) and spec_eligible(rep["filter"])
 
 
 def _require(doc: dict, keys: tuple[str, ...], path: Path) -> None:
@@ -435,5 +443,10 @@ def entry_from_run(run_dir: str | Path, method_name: str, track: str, scale: str
         "versions": {k: str(v) for k, v in {**versions(), **(train.get("versions") or {})}.items()},
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "per_example_dir": str(per_example) if per_example.is_dir() else None,
-        "run_dir": str(run),
-    }
+    }  # no run_dir: a board holds no path of the machine that made it (per_example_dir becomes relative)
+
+
+def drop_machine_paths(doc: dict) -> dict:
+    """The migration of boards written before entries lost ``run_dir`` (an absolute path of the
+    machine that made them): the same document without it; scores and every other field untouched."""
+    return {**doc, "entries": [{k: v for k, v in e.items() if k != "run_dir"} for e in doc["entries"]]}

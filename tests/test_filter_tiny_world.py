@@ -18,6 +18,7 @@ from harness.filters.report import defect_metrics
 from harness.filters.text import languages
 from harness.pool.uids import hex_to_pairs, isin, read_subset
 from harness.pool.config import WorldConfig
+from harness.pool.format import truth_file as truth_path
 
 FAST = {"no_filter": "no_filter", "random": "random", "basic": "basic", "clip_score": "clip_score",
         "text_based": "text_based", "dedup": "dedup", "oracle": "oracle"}
@@ -32,7 +33,7 @@ def pool(tiny_world) -> Path:
 def table(pool) -> pa.Table:
     """Pool metadata joined with the hidden ground truth (for checking, never given to filters)."""
     meta = pa.concat_tables([pq.read_table(f) for f in sorted((pool / "metadata").glob("*.parquet"))])
-    gt = pq.read_table(pool / "ground_truth.parquet")
+    gt = pq.read_table(truth_path(pool))
     return meta.join(gt, "uid")
 
 

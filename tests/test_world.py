@@ -16,6 +16,7 @@ from conftest import TINY_WORLD_ARGS, TINY_WORLD_KNOBS, run_cli
 from harness.core.errors import HarnessError
 from harness.pool.world import defects, render
 from harness.pool.world.evalsuite import TASKS
+from harness.pool.format import truth_file as truth_path
 from harness.pool.world.make import build_pool, make_world, world_config
 
 
@@ -69,7 +70,7 @@ def test_pool_layout_and_features(tiny_world):
         stats = json.loads(tar.with_name(tar.stem + "_stats.json").read_text())
         assert stats["successes"] == len(uids) == table.num_rows
         total += table.num_rows
-    all_uids = pq.read_table(pool.root / "ground_truth.parquet").column("uid").to_pylist()
+    all_uids = pq.read_table(truth_path(pool.root)).column("uid").to_pylist()
     assert total == len(all_uids) == len(set(all_uids))
     assert all(len(u) == 32 and int(u, 16) >= 0 and u == u.lower() for u in all_uids)
 
@@ -83,7 +84,7 @@ def test_webdataset_reads_the_shards(tiny_world):
 
 
 def test_defect_shares_and_ground_truth(tiny_world):
-    gt = pq.read_table(tiny_world["pool_dir"] / "ground_truth.parquet").to_pandas()
+    gt = pq.read_table(truth_path(tiny_world["pool_dir"])).to_pandas()
     n = len(gt)
     shares = world_config()["shares"]
     for name, share in shares.items():
@@ -96,7 +97,7 @@ def _table(pool_dir: Path):
     import pandas as pd
 
     meta = pd.concat([pq.read_table(p).to_pandas() for p in sorted((pool_dir / "metadata").glob("*.parquet"))])
-    gt = pq.read_table(pool_dir / "ground_truth.parquet").to_pandas()
+    gt = pq.read_table(truth_path(pool_dir)).to_pandas()
     return meta.merge(gt, on="uid")
 
 
@@ -148,7 +149,7 @@ def test_eval_suite_layout(tiny_world):
 
     ev = tiny_world["eval_dir"]
     assert ev.parent == tiny_world["pool_dir"].parent
-    assert sorted(p.name for p in ev.iterdir()) == sorted(TASKS)
+    assert sorted(p.name for p in ev.iterdir()) == sorted([*TASKS, "truth"])  # truth: the hidden labels
     for key, (_, classes, templates, _) in TASKS.items():
         assert (ev / key / "test" / "nshards.txt").read_text().strip() == "1"
         kind = (ev / key / "dataset_type.txt").read_text().strip()

@@ -41,7 +41,6 @@ class FilterDecl:
     features: Names = ()
     output: str = "mask"
     prepare: Callable[["PoolInfo", dict], dict] | None = None
-    eligible: bool = True
 
     def columns_for(self, params: dict) -> list[str]:
         return list(self.columns(params) if callable(self.columns) else self.columns)
@@ -51,13 +50,16 @@ class FilterDecl:
 
 
 def pool_filter(columns: Names = (), features: Names = (), output: str = "mask",
-                prepare: Callable[["PoolInfo", dict], dict] | None = None, eligible: bool = True):
-    """Declare a function ``fn(batch, features, **params) -> np.ndarray`` as a pool filter."""
+                prepare: Callable[["PoolInfo", dict], dict] | None = None, eligible: bool | None = None):
+    """Declare a function ``fn(batch, features, **params) -> np.ndarray`` as a pool filter.
+
+    ``eligible`` is accepted for old plugins and ignored: whether a filter may be ranked is the
+    harness's decision (``harness.filters.registry.INELIGIBLE``), never the filter's own."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(fn, ATTR, FilterDecl(fn, columns, features, output, prepare, eligible))
+        setattr(fn, ATTR, FilterDecl(fn, columns, features, output, prepare))
         return fn
 
     return wrap
@@ -72,11 +74,15 @@ def declaration(fn: Any, where: str) -> FilterDecl:
 
 @dataclass(frozen=True)
 class PoolInfo:
-    """What ``prepare`` hooks see: the metadata files and pool.json, never the ground truth."""
+    """What ``prepare`` hooks see: the metadata files and pool.json, never the ground truth.
+
+    ``truth`` is set by the harness only for its own reference filters (``oracle``); every other
+    filter sees None, and the guard refuses opening the truth file whatever path it is given."""
 
     root: Path
     files: tuple[Path, ...]
     meta: dict = field(default_factory=dict)
+    truth: Path | None = field(default=None, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -105,4 +111,5 @@ def read_pool_info(pool_dir: str | Path) -> PoolInfo:
     pool = open_pool(pool_dir)
     meta_path = pool.root / "pool.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta.pop("truth", None)  # the harness's record of where the truth is: not for filters
     return PoolInfo(pool.root, tuple(pool.parquet_files()), meta)

@@ -16,7 +16,7 @@ def main(cfg: FilterCommandConfig) -> int:
         warnings.simplefilter("always")
         doc = run_filter(cfg.pool_dir, spec, cfg.out, workers=int(cfg.workers), engine=cfg.engine,
                          report=bool(cfg.report), overwrite=bool(cfg.overwrite), ray_address=cfg.ray_address,
-                         seed=int(cfg.seed))
+                         seed=int(cfg.seed), verbose=cfg.verbose)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     counts = ", ".join(f"{k}: kept {v['kept']}" for k, v in doc["per_filter"].items())

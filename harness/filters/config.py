@@ -24,3 +24,5 @@ class FilterCommandConfig:
     ray_address: Optional[str] = opt(None, "a running Ray cluster (engine=ray), e.g. auto")
     report: bool = opt(False, "also write an HTML report of what was kept and dropped")
     overwrite: bool = opt(False, "replace an existing subset")
+    verbose: bool = opt(False, "a plugin failure prints one line; verbose=true (or HARNESS_DEBUG=1) adds its full "
+                               "traceback")

@@ -28,8 +28,10 @@ IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
 def defect_metrics(pool_root: Path, kept: np.ndarray) -> dict | None:
     """Per planted defect type: how many there are and the share the filter removed (recall);
     overall: the share of kept samples that are clean (precision) and of clean samples kept."""
-    path = Path(pool_root) / "ground_truth.parquet"
-    if not path.is_file():
+    from harness.pool.format import truth_file
+
+    path = truth_file(pool_root)  # read by the harness's report (main process), never by a filter
+    if path is None or not path.is_file():
         return None
     gt = pq.read_table(path)
     flags = {n: gt.column(n).to_numpy(zero_copy_only=False) for n in gt.column_names

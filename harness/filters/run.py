@@ -4,11 +4,12 @@ then read uids of the kept rows only and write the DataComp subset + its JSON re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 import warnings
@@ -22,9 +23,11 @@ import pyarrow.parquet as pq
 from harness.core.engine import map_tasks
 from harness.core.errors import HarnessError
 from harness.filters.api import PoolInfo, read_pool_info
-from harness.filters.registry import resolve, source_file, source_hash
+from harness.filters.guard import Sealed, guarded, refusals, sealed_paths, truth_file
+from harness.filters.registry import (REFERENCE_FILTERS, absolute_ref, identity, ineligible_reason, is_builtin, resolve,
+                                      source_file, source_hash)
 from harness.filters.select import select
-from harness.filters.spec import Leaf, build, combine, describe, leaves
+from harness.filters.spec import COMBINERS, Leaf, build, combine, describe, expand, leaves
 from harness.core.manifest import sha256_file, sha256_json, versions
 from harness.pool.format import load_features, read_columns
 from harness.pool.uids import hex_to_pairs, sort_pairs, write_subset
@@ -47,51 +50,29 @@ class FileTask(NamedTuple):
     leaves: tuple[LeafTask, ...]
     batch_rows: int
     pool_root: str = ""
+    sealed: tuple[str, ...] = ()  # participant code in the spec: the guard's sealed paths
+    debug: bool = False  # a plugin failure carries its full traceback
 
 
-# Audit events that change the file system, and which of their arguments are paths.
-WRITE_EVENTS = {"os.rename": (0, 1), "os.replace": (0, 1), "os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,),
-                "os.truncate": (0,), "os.chmod": (0,), "os.chown": (0,), "os.link": (0, 1), "os.symlink": (1,),
-                "os.utime": (0,), "shutil.rmtree": (0,), "shutil.move": (0, 1), "shutil.copyfile": (1,)}
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_READ_ONLY: list[str] = []  # real paths filters may not write under (this process)
-_HOOKED: list = []  # audit hooks cannot be removed: install once per process
+class Job(NamedTuple):
+    """Everything the value phase needs: it runs in a guarded worker when participant code is in the spec."""
 
-
-def _under_read_only(path: Any) -> str | None:
-    if isinstance(path, int) or path is None:
-        return None
-    real = os.path.realpath(os.fsdecode(path))
-    return next((r for r in _READ_ONLY if real == r or real.startswith(r + os.sep)), None)
-
-
-def _deny_pool_writes(event: str, args: tuple) -> None:
-    """Audit hook: a filter that writes into pool_dir fails (works as root, unlike chmod)."""
-    if not _READ_ONLY:
-        return
-    if event == "open":
-        path, mode, flags = args
-        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & WRITE_FLAGS)
-        paths = (path,) if writes else ()
-    else:
-        paths = tuple(args[i] for i in WRITE_EVENTS.get(event, ()) if i < len(args))
-    for p in paths:
-        root = _under_read_only(p)
-        if root:
-            raise PermissionError(f"pool_dir {root} is read-only for filters ({event} {os.fsdecode(p)})")
+    pool_dir: str
+    spec: dict | str
+    seed: int
+    batch_rows: int
+    workers: int
+    engine: str
+    ray_address: str | None
+    sealed: tuple[str, ...]
+    debug: bool
 
 
 @contextmanager
 def pool_read_only(pool_root: str | Path):
     """Refuse, in this process, any write under ``pool_root`` while the block runs."""
-    if _deny_pool_writes not in _HOOKED:
-        sys.addaudithook(_deny_pool_writes)
-        _HOOKED.append(_deny_pool_writes)
-    _READ_ONLY.append(os.path.realpath(pool_root))
-    try:
+    with guarded(Sealed((), os.path.realpath(pool_root))):
         yield
-    finally:
-        _READ_ONLY.pop()
 
 
 def _check_values(values: Any, n: int, output: str, where: str) -> np.ndarray:
@@ -107,26 +88,41 @@ def _check_values(values: Any, n: int, output: str, where: str) -> np.ndarray:
     return values
 
 
-def _call(leaf: LeafTask, batch, feats: dict, path: Path, start: int) -> np.ndarray:
+def _failure(where: str, exc: BaseException, debug: bool) -> HarnessError:
+    """The one-line summary of a plugin failure; with ``debug`` the full traceback underneath."""
+    if isinstance(exc, HarnessError):
+        return HarnessError(f"{where}: {exc}")
+    first = (str(exc).splitlines() or [""])[0]
+    tb = "\n" + "".join(traceback.format_exception(exc)).rstrip() if debug else ""
+    hint = "" if debug else " (verbose=true or HARNESS_DEBUG=1 prints the traceback)"
+    return HarnessError(f"{where} raised {type(exc).__name__}: {first}{hint}{tb}")
+
+
+def _call(leaf: LeafTask, batch, feats: dict, path: Path, start: int, debug: bool = False) -> np.ndarray:
     decl = resolve(leaf.ref)
     stop = start + batch.num_rows
     where = f"filter {leaf.label} ({source_file(decl)}) on {path.name} rows {start}-{stop - 1}"
     try:
         values = decl.fn(batch, feats, **leaf.params)
-    except HarnessError as exc:
-        raise HarnessError(f"{where}: {exc}") from None
     except Exception as exc:
-        first = (str(exc).splitlines() or [""])[0]
-        raise HarnessError(f"{where} raised {type(exc).__name__}: {first}") from None
+        raise _failure(where, exc, debug) from None
     return _check_values(values, batch.num_rows, leaf.output, where)
 
 
-def evaluate_file(task: FileTask) -> list[np.ndarray]:
-    """One value array per leaf for one parquet file. Pure: safe for processes and Ray tasks."""
+def evaluate_file(task: FileTask) -> tuple[list[np.ndarray], list[str]]:
+    """One value array per leaf for one parquet file, and the guard's refusals. Pure: safe for
+    processes and Ray tasks. Participant code (``sealed`` set) runs under the guard."""
+    if task.sealed:
+        with guarded(Sealed(task.sealed, task.pool_root)):
+            try:
+                return _evaluate_file(task), refusals()
+            except HarnessError:
+                refusals()
+                raise
     if task.pool_root:
         with pool_read_only(task.pool_root):
-            return _evaluate_file(task)
-    return _evaluate_file(task)
+            return _evaluate_file(task), []
+    return _evaluate_file(task), []
 
 
 def _evaluate_file(task: FileTask) -> list[np.ndarray]:
@@ -141,7 +137,7 @@ def _evaluate_file(task: FileTask) -> list[np.ndarray]:
         for i, lt in enumerate(task.leaves):
             sub = batch.select(list(lt.columns)) if lt.columns else batch
             part = {k: feats[k][start:stop] for k in lt.features}
-            parts[i].append(_call(lt, sub, part, task.path, start))
+            parts[i].append(_call(lt, sub, part, task.path, start, task.debug))
         start = stop
     return [np.concatenate(p) if p else np.empty(0, bool if lt.output == "mask" else np.float32)
             for p, lt in zip(parts, task.leaves)]
@@ -156,9 +152,14 @@ def kept_uids(task: tuple[Path, np.ndarray]) -> np.ndarray:
     return hex_to_pairs(pc.filter(uids, mask), where=str(path))
 
 
-def _prepare(info: PoolInfo, leaf: Leaf) -> LeafTask:
+def _prepare(info: PoolInfo, leaf: Leaf, debug: bool = False) -> LeafTask:
     if leaf.decl.prepare is not None:
-        leaf.params = leaf.decl.prepare(info, dict(leaf.params))
+        if leaf.ref in REFERENCE_FILTERS and is_builtin(leaf.ref):  # only the harness's own get the truth
+            info = dataclasses.replace(info, truth=truth_file(info.root))
+        try:
+            leaf.params = leaf.decl.prepare(info, dict(leaf.params))
+        except Exception as exc:
+            raise _failure(f"filter {leaf.label} ({source_file(leaf.decl)}) prepare", exc, debug) from None
     columns = tuple(leaf.decl.columns_for(leaf.params))
     features = tuple(leaf.decl.features_for(leaf.params))
     schema = set(info.schema_names())
@@ -219,50 +220,121 @@ def _up_to_date(out: Path, report_path: Path, fp: str, overwrite: bool) -> dict 
     return None
 
 
+def _spec_leaves(spec: dict | str) -> list[tuple[str, dict]]:
+    """(ref, expanded leaf spec) of every leaf, found without importing any filter's code."""
+    spec = expand(spec)
+    if spec["name"] in COMBINERS and isinstance(spec.get("filters"), list):
+        return [leaf for sub in spec["filters"] for leaf in _spec_leaves(sub)]
+    return [(absolute_ref(spec["name"]), spec)]
+
+
+def _described_leaves(d: dict) -> list[dict]:
+    if d.get("name") in COMBINERS and isinstance(d.get("filters"), list):
+        return [leaf for sub in d["filters"] for leaf in _described_leaves(sub)]
+    return [{k: v for k, v in d.items() if k != "name"}]
+
+
+def _identities(refs: list[tuple[str, dict]]) -> list[dict]:
+    return [identity(ref, {k: v for k, v in leaf.items() if k != "name"}) for ref, leaf in refs]
+
+
+def _compute(job: Job) -> dict:
+    """Resolve (import), prepare and evaluate the spec, select and combine: the part that runs
+    participants' code, so it runs under the guard in a worker process when there is any."""
+    if job.debug:
+        os.environ["HARNESS_DEBUG"] = "1"  # this is a worker process of its own: import errors too
+    if not job.sealed:
+        return _compute_values(job)
+    info_root = os.path.realpath(job.pool_dir)
+    with guarded(Sealed(job.sealed, info_root)):
+        try:
+            res = _compute_values(job)
+        except HarnessError as exc:
+            refused = refusals()  # a refusal the plugin turned into another error is the cause
+            raise HarnessError(f"{refused[0] if refused else exc}; no subset was written") from None
+    res["refused"] += refusals()
+    return res
+
+
+def _compute_values(job: Job) -> dict:
+    info = read_pool_info(job.pool_dir)
+    tree = build(job.spec)
+    ls = list(leaves(tree))
+    for leaf in ls:
+        if "seed" in leaf.params and leaf.params["seed"] is None:
+            leaf.params["seed"] = job.seed
+    tasks_leaf = tuple(_prepare(info, leaf, job.debug) for leaf in ls)
+    tasks = [FileTask(p, tasks_leaf, job.batch_rows, str(info.root), job.sealed, job.debug) for p in info.files]
+    per_file = list(map_tasks(evaluate_file, tasks, engine=job.engine, workers=job.workers,
+                              ray_address=job.ray_address))
+    values = {lt.label: np.concatenate([r[0][i] for r in per_file]) for i, lt in enumerate(tasks_leaf)}
+    keeps, per_filter = _select_all(ls, values)
+    return {"final": combine(tree, keeps), "values": values, "per_filter": per_filter,
+            "sizes": [len(r[0][0]) for r in per_file], "describe": describe(tree),
+            "name": ls[0].label if len(ls) == 1 else tree.op, "refused": [m for r in per_file for m in r[1]],
+            "sources": {l.label: {"ref": l.ref, "file": source_file(l.decl), "sha256": source_hash(l.decl)}
+                        for l in ls}}
+
+
+def _run_guarded(job: Job) -> dict:
+    """The value phase in one fresh worker process (its own file-evaluation workers inherit the guard)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            return pool.submit(_compute, job).result()
+    except BrokenProcessPool:
+        raise HarnessError("the filter's worker process died (a participant filter exited or was killed); "
+                           "no subset was written") from None
+
+
 def run_filter(pool_dir: str | Path, spec: dict | str, out: str | Path, workers: int = 1, engine: str = "local",
                report: bool = False, overwrite: bool = False, ray_address: str | None = None,
-               seed: int = 0, batch_rows: int = BATCH_ROWS) -> dict:
-    """Apply a filter spec to a pool, write ``out`` (.npy subset) and ``out``.json; return the JSON."""
+               seed: int = 0, batch_rows: int = BATCH_ROWS, verbose: bool = False) -> dict:
+    """Apply a filter spec to a pool, write ``out`` (.npy subset) and ``out``.json; return the JSON.
+
+    Participants' code never runs in this process: it is imported, prepared and run in a worker
+    under the guard (``harness.filters.guard``); this process only writes the subset."""
     t0 = time.time()
     out = Path(out)
     if out.suffix != ".npy":
         raise HarnessError(f"out={out} must end in .npy (a DataComp subset file)")
     info = read_pool_info(pool_dir)
-    tree = build(spec)
-    ls = list(leaves(tree))
-    for leaf in ls:
-        if "seed" in leaf.params and leaf.params["seed"] is None:
-            leaf.params["seed"] = seed
-    fp = sha256_json({"pool": _pool_identity(info), "spec": describe(tree),
-                      "sources": [source_hash(l.decl) for l in ls]})
+    refs = _spec_leaves(spec)
+    plugin = [r for r, _ in refs if not is_builtin(r)]
+    reference = [r for r, _ in refs if r in REFERENCE_FILTERS and is_builtin(r)]
+    if plugin and reference:
+        raise HarnessError(f"{', '.join(reference)} reads the world's truth and cannot be combined with "
+                           f"participant filters ({', '.join(plugin)}), which run under the truth guard")
+    ids = _identities(refs)
+    fp = sha256_json({"pool": _pool_identity(info), "spec": expand(spec), "seed": seed,
+                      "sources": [i["sha256"] for i in ids]})
     report_path = out.with_suffix(".json")
     done = _up_to_date(out, report_path, fp, overwrite)
     if done is not None:
         return done
-    tasks_leaf = tuple(_prepare(info, leaf) for leaf in ls)
-    tasks = [FileTask(p, tasks_leaf, batch_rows, str(info.root)) for p in info.files]
-    if engine == "local" and any(_is_plugin(leaf) for leaf in ls):
-        with ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
-            per_file = list(pool.map(evaluate_file, tasks))
-    else:
-        per_file = list(map_tasks(evaluate_file, tasks, engine=engine, workers=workers, ray_address=ray_address))
-    values = {lt.label: np.concatenate([r[i] for r in per_file]) for i, lt in enumerate(tasks_leaf)}
-    sizes = [len(r[0]) for r in per_file]
-    keeps, per_filter = _select_all(ls, values)
-    final = combine(tree, keeps)
-    bounds = np.cumsum([0, *sizes])
+    debug = verbose or os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
+    job = Job(str(info.root), spec, seed, batch_rows, workers, engine, ray_address,
+              sealed_paths(info.root) if plugin else (), debug)
+    res = _run_guarded(job) if plugin else _compute(job)
+    if res["refused"]:
+        raise HarnessError(f"{res['refused'][0]}; no subset was written")
+    final, values, per_filter = res["final"], res["values"], res["per_filter"]
+    bounds = np.cumsum([0, *res["sizes"]])
     masks = [(p, final[a:b]) for p, a, b in zip(info.files, bounds[:-1], bounds[1:])]
     pairs = list(map_tasks(kept_uids, masks, engine=engine, workers=workers, ray_address=ray_address))
     pairs = sort_pairs(np.concatenate(pairs)) if pairs else np.empty(0, np.dtype("u8,u8"))
     if not len(pairs):
-        warnings.warn(f"filter {ls[0].label if len(ls) == 1 else tree.op} kept no samples; "
-                      f"writing an empty subset {out}", stacklevel=2)
+        warnings.warn(f"filter {res['name']} kept no samples; writing an empty subset {out}", stacklevel=2)
     staged = out.with_name(f".{out.name}.staged.npy")
     write_subset(staged, pairs)
+    reasons = {r: ineligible_reason(r) for r, _ in refs if ineligible_reason(r)}
+    # the recorded identity: code + the parameters as resolved (the same however the spec was spelled)
+    ids = [identity(ref, leaf) for (ref, _), leaf in zip(refs, _described_leaves(res["describe"]))]
     doc = {
-        "filter": {**describe(tree), "source_hash": _source_hash(ls)},
-        "sources": {l.label: {"ref": l.ref, "file": source_file(l.decl), "sha256": source_hash(l.decl)} for l in ls},
-        "eligible": all(l.decl.eligible for l in ls),
+        "filter": {**res["describe"], "source_hash": _combined([i["sha256"] for i in ids])},
+        "identity": ids, "sources": res["sources"],
+        "eligible": not reasons, "ineligible": reasons or None,
         "pool_dir": str(info.root), "n_pool": int(len(final)), "n_kept": int(len(pairs)),
         "n_dropped": int(len(final) - len(pairs)), "per_filter": per_filter,
         "subset": str(out), "subset_sha256": sha256_file(staged), "fingerprint": fp,
@@ -279,11 +351,6 @@ def run_filter(pool_dir: str | Path, spec: dict | str, out: str | Path, workers:
     return doc
 
 
-def _is_plugin(leaf: Leaf) -> bool:
-    """Participants' code runs in worker processes, never in the process that writes the subset."""
-    return not getattr(leaf.decl.fn, "__module__", "").startswith("harness.filters.builtin")
-
-
-def _source_hash(ls: list[Leaf]) -> str:
-    hashes = [source_hash(l.decl) for l in ls]
+def _combined(hashes: list[str]) -> str:
+    """One identity for a composition: the leaves' identities in order."""
     return hashes[0] if len(hashes) == 1 else hashlib.sha256("".join(hashes).encode()).hexdigest()

@@ -140,3 +140,23 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
     tmp.replace(path)
+
+
+# The tiny world's hidden labels live beside its eval suite, never in pool_dir (pool.json says where).
+TRUTH_DIR = "truth"
+GROUND_TRUTH = "ground_truth.parquet"
+TRUTH_KEY = "truth"  # pool.json: {"path": <relative to pool_dir>, "eval_dir": <relative>, "sha256": ...}
+
+
+def truth_file(pool_root: str | Path, meta: dict | None = None) -> Path | None:
+    """The world's ground truth, as the harness finds it: pool.json's ``truth`` record (beside the
+    eval suite), else a legacy ``<pool_dir>/ground_truth.parquet``; None for pools without one."""
+    root = Path(pool_root)
+    if meta is None:
+        meta_path = root / "pool.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    rec = (meta or {}).get(TRUTH_KEY)
+    if isinstance(rec, dict) and rec.get("path"):
+        return (root / rec["path"]).resolve()
+    legacy = root / GROUND_TRUTH
+    return legacy.resolve() if legacy.is_file() else None

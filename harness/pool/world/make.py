@@ -10,6 +10,7 @@ Everything is built in temporary directories and renamed into place at the end.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from harness.core.errors import HarnessError
 from harness.core.schema import plain
 from harness.pool.config import PoolMakeConfig, WorldConfig
+from harness.pool.format import GROUND_TRUTH, TRUTH_DIR
 from tracks.config import ScaleConfig
 from harness.pool.world import defects, render, scenes, tario, vocab
 from harness.pool.world.evalsuite import make_eval_suite
@@ -215,6 +217,16 @@ def _check_args(seed: Any, pool_size: Any, pool_dir: Path, eval_dir: Path) -> tu
     return int(seed), None if pool_size is None else int(pool_size)
 
 
+def _truth_record(pool_dir: Path, eval_dir: Path, tmp_eval: Path) -> dict[str, str]:
+    """Where the harness finds the truth (relative to pool_dir, so the world can move as a whole)."""
+    from harness.core.manifest import sha256_file
+
+    rel_eval = os.path.relpath(eval_dir.resolve(), pool_dir.resolve())
+    return {"path": f"{Path(rel_eval).as_posix()}/{TRUTH_DIR}/{GROUND_TRUTH}", "eval_dir": Path(rel_eval).as_posix(),
+            "sha256": sha256_file(tmp_eval / TRUTH_DIR / GROUND_TRUTH)}
+
+
+
 def _non_empty(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
@@ -250,13 +262,16 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
                 tempfile.TemporaryDirectory(prefix=".tinyref-", dir=tmp.parent) as work:
             banks = render.build_banks(int(conf["image_size"]), seed)
             ev = make_eval_suite(tmp_eval, banks, seed, int(conf["eval_per_class"]))
-            if orphan and input_identity(tmp_eval) != input_identity(eval_dir):
-                raise HarnessError(f"{eval_dir} exists and is not empty; choose another directory or pass overwrite=true")
             lap("eval_suite")
             world, labels = build_pool(seed, n, banks, conf, ev["rendered"])
             lap("render")
             records = write_shards(tmp, world, int(conf["shard_size"]), conf["image_ext"])
-            pq.write_table(ground_truth(world, labels), tmp / "ground_truth.parquet")
+            # the hidden labels live with the eval suite, outside pool_dir (participant filters are
+            # refused opening them: harness/filters/guard.py)
+            (tmp_eval / TRUTH_DIR).mkdir()
+            pq.write_table(ground_truth(world, labels), tmp_eval / TRUTH_DIR / GROUND_TRUTH)
+            if orphan and input_identity(tmp_eval) != input_identity(eval_dir):
+                raise HarnessError(f"{eval_dir} exists and is not empty; choose another directory or pass overwrite=true")
             lap("write")
             ref_dir = tmp / "reference"
             write_reference_set(ref_dir / "shards", seed, banks, conf)
@@ -276,7 +291,7 @@ def make_world(pool_dir: str | Path, eval_dir: str | Path | None = None, seed: i
                                        **{k: ref[k] for k in ("recipe", "recipe_hash", "samples_seen", "off_recipe")},
                                        "reference_set_size": int(conf["reference_size"])},
                    "default_score_arch": conf["reference_tag"],
-                   "eval_tasks": ev["tasks"]}
+                   "eval_tasks": ev["tasks"], "truth": _truth_record(pool_dir, eval_dir, tmp_eval)}
             (tmp / "pool.json").write_text(json.dumps(doc, indent=2, sort_keys=True))
             config = {"seed": seed, "pool_size": n, "world": conf}
             write_manifest(tmp, "pool_make", fingerprint({}, config), {}, config, n_samples=n,
