@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from harness.pool.config import PoolDownloadConfig
 
 
 def _images(k: int = 8) -> list[bytes]:
@@ -73,6 +72,7 @@ def main() -> None:
         (root / "meta").mkdir()
         pq.write_table(pa.table({"uid": [hashlib.md5(u.encode()).hexdigest() for u in urls], "url": urls,
                                  "text": [f"image {i}" for i in range(args.n)]}), root / "meta" / "0.parquet")
+        from harness.pool.config import PoolDownloadConfig
         from harness.pool.download import download_pool
 
         t0 = time.perf_counter()

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_reshard import FRACTION, N_SHARDS, PER_SHARD, run_cat, setup  # noqa: E402
-from harness.reshard.config import ReshardConfig
 
 
 def run(pool: Path, subset: Path, out: Path, engine: str) -> list[str]:
+    from harness.reshard.config import ReshardConfig
     from harness.reshard.plan import reshard
 
     man = reshard(ReshardConfig(pool_dir=pool, subset=subset, out_dir=out, workers=2, engine=engine))

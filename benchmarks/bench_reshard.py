@@ -27,7 +27,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from harness.reshard.config import ReshardConfig
 
 N_SHARDS, PER_SHARD, IMAGE_BYTES, FRACTION = 10, 10_000, 25_000, 0.30
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "datacomp-harness" / "bench_reshard"
@@ -116,6 +115,7 @@ def run_tarfile_baseline(shards: list[Path], subset: Path, out: Path) -> int:
 
 
 def run_harness(pool: Path, subset: Path, out: Path) -> int:
+    from harness.reshard.config import ReshardConfig
     from harness.reshard.plan import reshard
 
     return reshard(ReshardConfig(pool_dir=pool, subset=subset, out_dir=out, workers=2))["n_samples"]

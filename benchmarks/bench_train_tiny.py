@@ -30,8 +30,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from harness.train.config import TrainConfig
-from tracks.config import ScaleConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -128,7 +126,9 @@ def main() -> None:
     p.add_argument("--keep", default=None, help="work directory to keep (default: a temporary one)")
     a = p.parse_args()
 
+    from harness.train.config import TrainConfig
     from harness.train.launch import train
+    from tracks.config import ScaleConfig
     from tracks.recipes import get_recipe, recipe_hash
 
     recipe = get_recipe(a.scale)
