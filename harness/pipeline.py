@@ -30,7 +30,7 @@ SAY = "[harness run]"
 # keys that do not change what a run computes: changing them never invalidates a work_dir
 NEUTRAL_KEYS = ("workers", "overwrite", "leaderboard_dir", "method_name", "engine", "ray_address", "dry_run",
                 "make_world")
-TODO, DONE, RESUME = "todo", "done", "resume"
+TO_RUN, DONE, RESUME = "to run", "done", "resume"
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Ctx:
 
 
 class Probe(NamedTuple):
-    """A stage's state read from its outputs: TODO, DONE (``detail`` says what is there) or
+    """A stage's state read from its outputs: TO_RUN, DONE (``detail`` says what is there) or
     RESUME (``detail`` says from where); ``result`` stands in for the stage's return when done."""
 
     state: str
@@ -200,7 +200,7 @@ def probe_pool(ctx: Ctx) -> Probe:
     meta = _json(ctx.pool_dir / "pool.json")
     where = ctx.pool_dir.parent if ctx.cached else ctx.pool_dir
     if meta is None and not finished_pool(ctx.pool_dir):
-        return Probe(TODO, f"making the tiny world at {where}")
+        return Probe(TO_RUN, f"making the tiny world at {where}")
     n = (meta or {}).get("n_samples")
     size = f", {n:,} samples" if isinstance(n, int) else ""
     return Probe(DONE, f"{'cached world' if ctx.cached else 'pool'} at {where}{size}")
@@ -217,7 +217,7 @@ def probe_filter(ctx: Ctx) -> Probe:
     report = ctx.work / "filter" / "subset.json"
     rep = _json(report)
     if rep is None or not (ctx.work / "filter" / "subset.npy").is_file() or _older(report, ctx.pool_dir / "pool.json"):
-        return Probe(TODO)
+        return Probe(TO_RUN)
     return Probe(DONE, f"{rep['n_kept']:,} of {rep['n_pool']:,} kept")
 
 
@@ -247,7 +247,7 @@ def probe_reshard(ctx: Ctx) -> Probe:
     if (partial / "state.json").is_file():
         indexed, written = (len(list((partial / sub).glob("*.json"))) for sub in ("index", "done"))
         return Probe(RESUME, f"{indexed} input shards indexed, {written} output shards written")
-    return Probe(TODO)
+    return Probe(TO_RUN)
 
 
 def stage_reshard(ctx: Ctx) -> dict[str, Any]:
@@ -261,7 +261,7 @@ def stage_reshard(ctx: Ctx) -> dict[str, Any]:
 
 def probe_byod(ctx: Ctx) -> Probe:
     done = _shards_done(_json(ctx.work / "reshard" / "manifest.json"))
-    return Probe(DONE, done) if done else Probe(TODO)
+    return Probe(DONE, done) if done else Probe(TO_RUN)
 
 
 def stage_byod(ctx: Ctx) -> dict[str, Any]:
@@ -284,7 +284,7 @@ def probe_train(ctx: Ctx) -> Probe:
         return Probe(DONE, f"checkpoint {Path(info['checkpoint']).name}")
     recipe, run, _ = resolve(cfg_scale(ctx), ctx.cfg.train)
     epochs = start_epoch(checkpoint_dir(out, recipe))
-    return Probe(RESUME, f"epoch {epochs} of {run.num_checkpoints}") if epochs else Probe(TODO)
+    return Probe(RESUME, f"epoch {epochs} of {run.num_checkpoints}") if epochs else Probe(TO_RUN)
 
 
 def stage_train(ctx: Ctx) -> dict[str, Any]:
@@ -310,7 +310,7 @@ def probe_eval(ctx: Ctx) -> Probe:
             and set(keys) <= set(scores.get("evaluated", [])):
         return Probe(DONE, f"{len(keys)} tasks")
     done = len(done_keys(ctx.work / "eval" / RESULTS) & set(keys))
-    return Probe(RESUME, f"{done} of {len(keys)} tasks done") if done else Probe(TODO)
+    return Probe(RESUME, f"{done} of {len(keys)} tasks done") if done else Probe(TO_RUN)
 
 
 def stage_eval(ctx: Ctx) -> dict[str, Any]:
@@ -341,10 +341,10 @@ def probe_leaderboard(ctx: Ctx) -> Probe:
     try:
         doc = read_document(path)
     except HarnessError:  # a broken board: the stage says why the entry is refused
-        return Probe(TODO)
+        return Probe(TO_RUN)
     if doc and sha and any(e["id"] == eid and e["checkpoint_sha256"] == sha for e in doc["entries"]):
         return Probe(DONE, f"{eid} is on {path}", {"status": "already", "id": eid, "board": str(path)})
-    return Probe(TODO)
+    return Probe(TO_RUN)
 
 
 def stage_leaderboard(ctx: Ctx) -> dict[str, Any]:
