@@ -179,6 +179,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_resume_after_sigkill(tmp_path, server):
     """SIGKILL mid-download, rerun: every image exactly once, finished shards not redone."""
     kinds = {"ok": 30, "missing": 10}

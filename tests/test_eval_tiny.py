@@ -66,6 +66,7 @@ def test_eval_with_no_data_exits_nonzero_with_the_tiny_hint(cli, tiny_world, tmp
     assert json.loads((tmp_path / "e" / "scores.json").read_text())["evaluated"] == []
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_eval_with_part_of_the_suite_names_the_missing_tasks(cli, tiny_world, tmp_path):
     import shutil
 

@@ -109,6 +109,7 @@ def test_any_pool_aligns_by_uid_counts_missing_and_resumes(tiny_world, tmp_path,
     assert featurize(root, random_checkpoint, MODEL, tag="rnd")["files_done_now"] == 0
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_cli_featurize_recomputes_the_reference_column(tiny_world, tmp_path):
     src, pool = tiny_world["pool_dir"], tmp_path / "pool"
     for sub, names in (("shards", ("00000000.tar", "00000000_stats.json")),

@@ -108,6 +108,7 @@ def test_run_prints_each_stage_resumes_and_skips(cli, tiny_world, tmp_path):
     assert len((work / "eval" / "eval_results.jsonl").read_text().splitlines()) == 8
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_run_enters_finds_and_refuses_with_the_summary_each_time(cli, tiny_world, tmp_path):
     """On-recipe (the tiny_reference scale, 16k samples): entered, then already on the board (both
     exit 0), then refused under another method name (same checkpoint): summary printed, exit 1."""

@@ -224,6 +224,7 @@ def test_same_seed_gives_identical_weights_with_or_without_grad_checkpointing(ti
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_resume_after_sigkill_reaches_the_same_sample_count(shards, tmp_path):
     """SIGKILL `harness train` after its first checkpoint; the same command finishes the run."""
     run_dir = tmp_path / "run"

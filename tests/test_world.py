@@ -171,6 +171,7 @@ def test_eval_suite_layout(tiny_world):
             assert len(groups) == 5
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_cli_same_seed_identical_bytes_and_overwrite(tiny_world, tmp_path):
     """`harness pool make` with the fixture's seed and sizes rebuilds it byte for byte (reference
     model and features included); overwrite=true really deletes what was there."""

@@ -96,7 +96,8 @@ def test_npz_with_wrong_row_count_is_named(corpus, tmp_path, untouched):
     res = harness("filter", f"pool_dir={corpus['short_npz_pool']}", f"filter={plugin}:has_image_feature",
                   f"out={tmp_path / 'S.npy'}")
     npz = corpus["short_npz_pool"] / "metadata" / "00000000.npz"
-    assert error_line(res) == f"{npz}: feature 'tinyref_img' has 799 rows but 00000000.parquet has 800"
+    assert error_line(res) == (f"{npz}: feature 'tinyref_img' has 799 rows but 00000000.parquet has 800; "
+                               "no subset was written")
     assert not list(tmp_path.iterdir())
 
 
@@ -104,7 +105,8 @@ def test_plugin_that_raises_is_named_with_file_and_rows(corpus, tiny_world, tmp_
     plugin = corpus["plugins"] / "raises.py"
     res = harness("filter", f"pool_dir={tiny_world['pool_dir']}", f"filter={plugin}:explode", f"out={tmp_path / 'S.npy'}")
     assert error_line(res) == (f"filter {plugin}:explode ({plugin}) on 00000000.parquet rows 0-799 "
-                               "raised ValueError: plugin exploded on purpose")
+                               "raised ValueError: plugin exploded on purpose (verbose=true or HARNESS_DEBUG=1 prints the "
+                               "traceback); no subset was written")
     assert not list(tmp_path.iterdir())
 
 
@@ -114,7 +116,8 @@ def test_plugin_cannot_write_into_pool_dir(corpus, tiny_world, tmp_path, untouch
     res = harness("filter", f"pool_dir={pool}", f"filter={plugin}:scribble", f"out={tmp_path / 'S.npy'}")
     assert error_line(res) == (f"filter {plugin}:scribble ({plugin}) on 00000000.parquet rows 0-799 raised "
                                f"PermissionError: pool_dir {pool.resolve()} is read-only for filters "
-                               f"(open {pool.resolve()}/metadata/scribble.txt)")
+                               f"(open {pool.resolve()}/metadata/scribble.txt) (verbose=true or HARNESS_DEBUG=1 "
+                               "prints the traceback); no subset was written")
     assert not (pool / "metadata" / "scribble.txt").exists() and not list(tmp_path.iterdir())
 
 

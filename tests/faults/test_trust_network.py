@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from faults.conftest import hook_env
 
 PICKLE_HEADERS = {bytes([0x80, proto]) for proto in range(2, 6)}
@@ -31,6 +33,7 @@ def test_guard_refuses_and_records_a_real_connect(tmp_path):
     assert len(attempts) == 2 and "192.0.2.1" in attempts[0] and "example.com" in attempts[1]
 
 
+@pytest.mark.slow  # long end-to-end check; `pytest -m slow` runs it
 def test_tiny_pipeline_runs_with_the_network_blocked(tiny_world, tmp_path):
     log = tmp_path / "net.log"
     env_off = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "WANDB_MODE")}
